@@ -1,0 +1,35 @@
+# Two commands from nothing: `make demo` and `make test`. Each sets up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: setup demo test lint typecheck pytest clean
+
+setup: $(VENV)/.installed
+
+# uv installs ~3x faster than pip; --compile-bytecode matters where PYTHONDONTWRITEBYTECODE=1.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[test,lint]'
+	touch $@
+
+demo: setup
+	@echo "The demo (sandbox + migration runbook on Prefect's embedded server) arrives with the sandbox; see CHANGELOG.md." >&2
+	@exit 2
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,83 @@
+"""When to try a DCS call again, and how long to wait first.
+
+No I/O here: the sync and async clients share these decisions and differ only in how they
+sleep.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import httpx
+
+from blocks.errors import DcsApiError, DcsBusyError, DcsError, DcsRateLimitedError
+
+#: Transport errors raised before a single byte of the request left this machine: a retry
+#: can never repeat an action, so even a non-idempotent POST may be sent again.
+NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with full jitter, bounded in attempts and in total time.
+
+    The n-th retry waits a random time in `[0, min(max_delay, initial_delay * 2**(n-1))]`,
+    or what the service asked for in `Retry-After` when that is longer. A call gives up
+    after `max_attempts` attempts, or when the next wait would end past
+    `max_elapsed_seconds` from its start, whichever comes first.
+
+    >>> RetryPolicy(max_attempts=1).max_attempts  # never retry
+    1
+    """
+
+    max_attempts: int = 6
+    initial_delay: float = 0.5
+    max_delay: float = 30.0
+    max_elapsed_seconds: float = 120.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            msg = f"max_attempts must be at least 1, got {self.max_attempts}"
+            raise ValueError(msg)
+        if self.initial_delay < 0 or self.max_delay < 0 or self.max_elapsed_seconds < 0:
+            msg = "retry delays and max_elapsed_seconds must not be negative"
+            raise ValueError(msg)
+
+    def backoff(self, retry_number: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number `retry_number` (1 for the first retry)."""
+        ceiling = min(self.max_delay, self.initial_delay * 2 ** (retry_number - 1))
+        delay = self.rng.uniform(0, ceiling)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return delay
+
+
+def is_retryable(error: DcsError | httpx.RequestError, *, idempotent: bool) -> bool:
+    """Whether a failed attempt is worth another, given whether the call is idempotent.
+
+    A non-idempotent call is retried only where the request certainly did not act: it never
+    left (`NOT_SENT_ERRORS`), or the service refused it before acting (429, a DCS busy code).
+    A 5xx or a timeout after sending may hide a request that did act, so those are retried
+    for idempotent calls only. 400/401/403/404 are never retried.
+    """
+    if isinstance(error, NOT_SENT_ERRORS):
+        return True
+    if isinstance(error, httpx.TransportError):
+        return idempotent
+    if isinstance(error, httpx.RequestError):  # a garbled answer, a bad URL: not transient
+        return False
+    if isinstance(error, DcsRateLimitedError | DcsBusyError):
+        return True
+    if isinstance(error, DcsApiError):
+        return idempotent and error.transient
+    return False
+
+
+__all__ = ["NOT_SENT_ERRORS", "RetryPolicy", "is_retryable"]
