@@ -1,0 +1,593 @@
+"""`DcsClient` and `AsyncDcsClient`: typed access to the DCS migration-task API over httpx.
+
+`_BaseDcsClient` holds everything that does no I/O: building each request, deciding on
+retries, turning answers into models or errors. The two clients add only sending and
+sleeping, so they cannot drift apart.
+
+>>> import httpx
+>>> from pydantic import SecretStr
+>>> from blocks.auth import TokenAuth
+>>> def dcs(request: httpx.Request) -> httpx.Response:
+...     return httpx.Response(200, json={"task_id": "a276c1ff", "status": "INCRMIGEATING"})
+>>> with DcsClient(
+...     "https://dcs.example.test", "0605767f", TokenAuth(SecretStr("t")),
+...     transport=httpx.MockTransport(dcs),
+... ) as client:
+...     task = client.show_migration_task("a276c1ff")
+>>> task.status.value, task.ready_for_cutover
+('INCRMIGRATING', True)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from blocks._version import __version__
+from blocks.errors import (
+    DcsApiError,
+    DcsError,
+    DcsRateLimitedError,
+    DcsTransportError,
+    DcsUnexpectedResponse,
+    DcsValidationError,
+    error_from_response,
+    service_text,
+)
+from blocks.models import (
+    DcsModel,
+    MigrationTask,
+    MigrationTaskList,
+    MigrationTaskLogs,
+    MigrationTaskStats,
+    MigrationTaskSummary,
+)
+from blocks.retry import RetryPolicy, is_retryable
+
+USER_AGENT = f"prefect-dcs-migration/{__version__} httpx/{httpx.__version__}"
+DEFAULT_TIMEOUT_SECONDS = 30.0
+#: The largest page DCS serves on its list endpoints.
+MAX_PAGE_SIZE = 1000
+
+_M = TypeVar("_M", bound=DcsModel)
+_Self = TypeVar("_Self", bound="_BaseDcsClient")
+
+# Printable ASCII without space, `/`, `\`, `?`, `#` and `%`: real DCS ids are hex or UUIDs,
+# and anything else in a path segment is either a mistake or an attempt to reach another URL.
+_ID_PATTERN = re.compile(r"[!-~]{1,128}")
+_ID_FORBIDDEN = re.compile(r"[/\\?#%]")
+
+
+def validate_path_parameter(name: str, value: object) -> str:
+    """`value` percent-encoded for a URL path, or a `DcsValidationError` naming what is wrong."""
+    if not isinstance(value, str):
+        msg = f"{name} must be a string, got {type(value).__name__} {value!r}"
+        raise DcsValidationError(msg)
+    problem = None
+    if not value:
+        problem = "it is empty"
+    elif len(value) > 128:
+        problem = f"it is {len(value)} characters long (at most 128)"
+    elif not _ID_PATTERN.fullmatch(value):
+        problem = "it contains spaces, control or non-ASCII characters"
+    elif match := _ID_FORBIDDEN.search(value):
+        problem = f"it contains {match.group()!r}"
+    elif ".." in value or value == ".":
+        problem = "it contains '..' or is '.'"
+    if problem:
+        msg = (
+            f"{name} {value!r} is not a valid DCS identifier: {problem}; "
+            f"copy the id exactly as the DCS console or API shows it"
+        )
+        raise DcsValidationError(msg)
+    return quote(value, safe="")
+
+
+def _validate_page(offset: int, limit: int) -> None:
+    if offset < 0:
+        msg = f"offset must be 0 or more, got {offset}"
+        raise DcsValidationError(msg)
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        msg = f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}"
+        raise DcsValidationError(msg)
+
+
+@dataclass(frozen=True)
+class _Call(Generic[_M]):
+    """One API operation, ready to send: what to send, how to read the answer."""
+
+    operation: str
+    method: str
+    path: str
+    model: type[_M] | None
+    idempotent: bool
+    task_id: str | None = None
+    params: dict[str, str | int] | None = None
+    body: dict[str, Any] | None = None
+
+
+@dataclass
+class _Attempt:
+    """The retry state of one call in progress."""
+
+    call: _Call[Any]
+    started: float
+    number: int = 1
+
+
+class _BaseDcsClient:
+    """Request building, retry decisions and response parsing, shared by both clients."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        project_id: str,
+        auth: httpx.Auth,
+        *,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        keep_passwords: bool = False,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.project_id = project_id
+        self._project_segment = validate_path_parameter("project_id", project_id)
+        self.auth = auth
+        self.retry = retry or RetryPolicy()
+        self._clock = clock
+        self._keep_passwords = keep_passwords
+
+    def _client_options(self, timeout: float, verify: bool | str, transport: Any) -> dict[str, Any]:
+        return {
+            "base_url": self.endpoint,
+            "auth": self.auth,
+            "timeout": timeout,
+            "verify": verify,
+            "transport": transport,
+            "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+            "follow_redirects": False,
+        }
+
+    # -- building calls: one per operation, shared by both clients --------------------
+
+    def _task_path(self, task_id: str, suffix: str = "") -> str:
+        task_segment = validate_path_parameter("task_id", task_id)
+        return f"/v2/{self._project_segment}/migration-task/{task_segment}{suffix}"
+
+    def _show_call(self, task_id: str) -> _Call[MigrationTask]:
+        return _Call(
+            "show_migration_task",
+            "GET",
+            self._task_path(task_id),
+            MigrationTask,
+            idempotent=True,
+            task_id=task_id,
+        )
+
+    def _stats_call(self, task_id: str) -> _Call[MigrationTaskStats]:
+        return _Call(
+            "show_migration_task_stats",
+            "GET",
+            self._task_path(task_id, "/stats"),
+            MigrationTaskStats,
+            idempotent=True,
+            task_id=task_id,
+        )
+
+    def _list_call(self, offset: int, limit: int, name: str | None) -> _Call[MigrationTaskList]:
+        _validate_page(offset, limit)
+        params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        if name is not None:
+            params["name"] = name
+        return _Call(
+            "list_migration_tasks",
+            "GET",
+            f"/v2/{self._project_segment}/migration-tasks",
+            MigrationTaskList,
+            idempotent=True,
+            params=params,
+        )
+
+    def _logs_call(
+        self, task_id: str, offset: int, limit: int, log_level: str | None
+    ) -> _Call[MigrationTaskLogs]:
+        _validate_page(offset, limit)
+        params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        if log_level is not None:
+            params["log_level"] = log_level
+        return _Call(
+            "list_migration_task_logs",
+            "GET",
+            self._task_path(task_id, "/logs"),
+            MigrationTaskLogs,
+            idempotent=True,
+            task_id=task_id,
+            params=params,
+        )
+
+    def _stop_call(self, task_id: str) -> _Call[MigrationTask]:
+        # Stopping is idempotent in effect: a task that is already stopping or stopped
+        # stays so, so a retry after an ambiguous failure cannot do harm.
+        return _Call(
+            "stop_migration_task",
+            "POST",
+            self._task_path(task_id, "/stop"),
+            MigrationTask,
+            idempotent=True,
+            task_id=task_id,
+        )
+
+    def _exchange_call(
+        self, task_id: str, exchanged_ip: list[str] | None, is_exchange_domain: bool | None
+    ) -> _Call[DcsModel]:
+        body: dict[str, Any] = {}
+        if exchanged_ip is not None:
+            body["exchanged_ip"] = list(exchanged_ip)
+        if is_exchange_domain is not None:
+            body["is_exchange_domain"] = is_exchange_domain
+        # Not idempotent: a second exchange swaps the addresses back.
+        return _Call(
+            "exchange_instance_ip",
+            "POST",
+            self._task_path(task_id, "/exchange-ip"),
+            None,
+            idempotent=False,
+            task_id=task_id,
+            body=body,
+        )
+
+    def _rollback_call(self, task_id: str) -> _Call[DcsModel]:
+        # Not idempotent: what a second rollback does after a first one succeeded is not
+        # documented, so it is never sent twice by accident.
+        return _Call(
+            "rollback_exchange_instance_ip",
+            "POST",
+            self._task_path(task_id, "/rollback-ip"),
+            None,
+            idempotent=False,
+            task_id=task_id,
+        )
+
+    # -- deciding and parsing: no I/O ------------------------------------------------
+
+    def _build_request(self, client: httpx.Client | httpx.AsyncClient, call: _Call[Any]) -> Any:
+        content = None if call.body is None else json.dumps(call.body).encode()
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        return client.build_request(
+            call.method, call.path, params=call.params, content=content, headers=headers
+        )
+
+    def _next_delay(self, attempt: _Attempt, error: DcsError | httpx.RequestError) -> float:
+        """Seconds to wait before the next attempt, or -1 to give up."""
+        if attempt.number >= self.retry.max_attempts:
+            return -1
+        if not is_retryable(error, idempotent=attempt.call.idempotent):
+            return -1
+        retry_after = error.retry_after if isinstance(error, DcsRateLimitedError) else None
+        delay = self.retry.backoff(attempt.number, retry_after)
+        elapsed = self._clock() - attempt.started
+        if elapsed + delay > self.retry.max_elapsed_seconds:
+            return -1
+        return delay
+
+    def _transport_error(self, attempt: _Attempt, error: httpx.RequestError) -> DcsTransportError:
+        call = attempt.call
+        subject = (
+            f"{call.operation} for migration task {call.task_id!r}"
+            if call.task_id
+            else (call.operation)
+        )
+        msg = (
+            f"{subject} in project {self.project_id!r} got no answer from {self.endpoint} "
+            f"after {attempt.number} attempt(s): {type(error).__name__}: {error}"
+        )
+        return DcsTransportError(msg, operation=call.operation, task_id=call.task_id)
+
+    def _read(self, call: _Call[_M], response: httpx.Response) -> _M | None:
+        """The model of a successful answer, or the `DcsApiError` that describes a failure."""
+        if not response.is_success:
+            raise error_from_response(
+                response.status_code,
+                response.content,
+                response.headers,
+                operation=call.operation,
+                task_id=call.task_id,
+                project_id=self.project_id,
+            )
+        if call.model is None:
+            return None
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            problem = f"a body that is not JSON: {service_text(response.content)}"
+            raise self._unexpected(call, response, problem) from None
+        try:
+            model = call.model.model_validate(data)
+        except ValidationError as exc:
+            # Only locations and messages: the input may hold a password.
+            details = "; ".join(
+                f"{'.'.join(str(part) for part in err['loc']) or 'body'}: {err['msg']}"
+                for err in exc.errors(include_input=False, include_url=False)[:5]
+            )
+            raise self._unexpected(
+                call, response, f"a body DCS does not document: {details}"
+            ) from None
+        # Every model masks secret-looking fields too (a field DCS may add later).
+        return model if self._keep_passwords else model.masked()
+
+    def _unexpected(
+        self, call: _Call[Any], response: httpx.Response, problem: str
+    ) -> DcsUnexpectedResponse:
+        subject = (
+            f"{call.operation} for migration task {call.task_id!r}"
+            if call.task_id
+            else (call.operation)
+        )
+        msg = (
+            f"{subject} in project {self.project_id!r} got HTTP {response.status_code} with "
+            f"{problem} (request {response.headers.get('x-request-id')})"
+        )
+        return DcsUnexpectedResponse(
+            msg,
+            status_code=response.status_code,
+            operation=call.operation,
+            task_id=call.task_id,
+            project_id=self.project_id,
+            request_id=response.headers.get("x-request-id"),
+        )
+
+
+def _expect(value: _M | None) -> _M:
+    if value is None:  # pragma: no cover - only calls without a model return None
+        msg = "no body was parsed for a call that has a model"
+        raise DcsError(msg)
+    return value
+
+
+class DcsClient(_BaseDcsClient):
+    """Synchronous client. Use as a context manager, or call `close()`.
+
+    Retries connect errors, timeouts, 429 (honouring `Retry-After`), 5xx and DCS busy codes
+    with capped, jittered exponential backoff (see `RetryPolicy`). Of the POSTs, only
+    `stop_migration_task` is retried after an ambiguous failure (stopping twice is
+    harmless); `exchange_instance_ip` and `rollback_exchange_instance_ip` are retried only
+    when the request certainly did not act (it never left this machine, or DCS answered
+    429 or busy), since a second IP exchange would swap the addresses back.
+    Passwords in returned tasks are masked unless `keep_passwords=True`.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        project_id: str,
+        auth: httpx.Auth,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        verify: bool | str = True,
+        transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        keep_passwords: bool = False,
+    ) -> None:
+        super().__init__(
+            endpoint, project_id, auth, retry=retry, clock=clock, keep_passwords=keep_passwords
+        )
+        self._sleep = sleep
+        self._http = httpx.Client(**self._client_options(timeout, verify, transport))
+
+    def __enter__(self) -> DcsClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _execute(self, call: _Call[_M]) -> _M | None:
+        attempt = _Attempt(call, self._clock())
+        while True:
+            try:
+                response = self._http.send(self._build_request(self._http, call))
+                return self._read(call, response)
+            except (httpx.RequestError, DcsApiError) as exc:
+                delay = self._next_delay(attempt, exc)
+                if delay < 0:
+                    if isinstance(exc, httpx.RequestError):
+                        raise self._transport_error(attempt, exc) from exc
+                    raise
+            self._sleep(delay)
+            attempt.number += 1
+
+    def show_migration_task(self, task_id: str) -> MigrationTask:
+        """`GET /v2/{project_id}/migration-task/{task_id}`: the task's details."""
+        return _expect(self._execute(self._show_call(task_id)))
+
+    def show_migration_task_stats(self, task_id: str) -> MigrationTaskStats:
+        """`GET .../migration-task/{task_id}/stats`: progress of a full migration."""
+        return _expect(self._execute(self._stats_call(task_id)))
+
+    def list_migration_tasks(
+        self, *, offset: int = 0, limit: int = 100, name: str | None = None
+    ) -> MigrationTaskList:
+        """`GET /v2/{project_id}/migration-tasks`: one page of the project's tasks."""
+        return _expect(self._execute(self._list_call(offset, limit, name)))
+
+    def iter_migration_tasks(
+        self, *, name: str | None = None, page_size: int = 100
+    ) -> Iterator[MigrationTaskSummary]:
+        """Every task of the project (optionally matching `name`), one page per request."""
+        offset = 0
+        while True:
+            page = self.list_migration_tasks(offset=offset, limit=page_size, name=name)
+            yield from page.migration_tasks
+            offset += len(page.migration_tasks)
+            if _last_page(page, offset, page_size):
+                return
+
+    def list_migration_task_logs(
+        self, task_id: str, *, offset: int = 0, limit: int = 10, log_level: str | None = None
+    ) -> MigrationTaskLogs:
+        """`GET .../migration-task/{task_id}/logs`: one page of the task's log."""
+        return _expect(self._execute(self._logs_call(task_id, offset, limit, log_level)))
+
+    def stop_migration_task(self, task_id: str) -> MigrationTask:
+        """`POST .../migration-task/{task_id}/stop`: stop the migration (safe to retry)."""
+        return _expect(self._execute(self._stop_call(task_id)))
+
+    def exchange_instance_ip(
+        self,
+        task_id: str,
+        *,
+        exchanged_ip: list[str] | None = None,
+        is_exchange_domain: bool | None = None,
+    ) -> None:
+        """`POST .../exchange-ip`: swap source and target addresses (sent at most once)."""
+        self._execute(self._exchange_call(task_id, exchanged_ip, is_exchange_domain))
+
+    def rollback_exchange_instance_ip(self, task_id: str) -> None:
+        """`POST .../rollback-ip`: undo an IP exchange (sent at most once)."""
+        self._execute(self._rollback_call(task_id))
+
+
+class AsyncDcsClient(_BaseDcsClient):
+    """Asynchronous twin of `DcsClient`, with the same methods as coroutines.
+
+    The same retry rules apply (see `DcsClient`); `sleep` is awaited between attempts.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        project_id: str,
+        auth: httpx.Auth,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        verify: bool | str = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        keep_passwords: bool = False,
+        max_connections: int = 100,
+    ) -> None:
+        super().__init__(
+            endpoint, project_id, auth, retry=retry, clock=clock, keep_passwords=keep_passwords
+        )
+        self._sleep = sleep
+        options = self._client_options(timeout, verify, transport)
+        options["limits"] = httpx.Limits(max_connections=max_connections)
+        self._http = httpx.AsyncClient(**options)
+
+    async def __aenter__(self) -> AsyncDcsClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def _execute(self, call: _Call[_M]) -> _M | None:
+        attempt = _Attempt(call, self._clock())
+        while True:
+            try:
+                response = await self._http.send(self._build_request(self._http, call))
+                return self._read(call, response)
+            except (httpx.RequestError, DcsApiError) as exc:
+                delay = self._next_delay(attempt, exc)
+                if delay < 0:
+                    if isinstance(exc, httpx.RequestError):
+                        raise self._transport_error(attempt, exc) from exc
+                    raise
+            await self._sleep(delay)
+            attempt.number += 1
+
+    async def show_migration_task(self, task_id: str) -> MigrationTask:
+        """`GET /v2/{project_id}/migration-task/{task_id}`: the task's details."""
+        return _expect(await self._execute(self._show_call(task_id)))
+
+    async def show_migration_task_stats(self, task_id: str) -> MigrationTaskStats:
+        """`GET .../migration-task/{task_id}/stats`: progress of a full migration."""
+        return _expect(await self._execute(self._stats_call(task_id)))
+
+    async def list_migration_tasks(
+        self, *, offset: int = 0, limit: int = 100, name: str | None = None
+    ) -> MigrationTaskList:
+        """`GET /v2/{project_id}/migration-tasks`: one page of the project's tasks."""
+        return _expect(await self._execute(self._list_call(offset, limit, name)))
+
+    async def iter_migration_tasks(
+        self, *, name: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[MigrationTaskSummary]:
+        """Every task of the project (optionally matching `name`), one page per request."""
+        offset = 0
+        while True:
+            page = await self.list_migration_tasks(offset=offset, limit=page_size, name=name)
+            for task in page.migration_tasks:
+                yield task
+            offset += len(page.migration_tasks)
+            if _last_page(page, offset, page_size):
+                return
+
+    async def list_migration_task_logs(
+        self, task_id: str, *, offset: int = 0, limit: int = 10, log_level: str | None = None
+    ) -> MigrationTaskLogs:
+        """`GET .../migration-task/{task_id}/logs`: one page of the task's log."""
+        return _expect(await self._execute(self._logs_call(task_id, offset, limit, log_level)))
+
+    async def stop_migration_task(self, task_id: str) -> MigrationTask:
+        """`POST .../migration-task/{task_id}/stop`: stop the migration (safe to retry)."""
+        return _expect(await self._execute(self._stop_call(task_id)))
+
+    async def exchange_instance_ip(
+        self,
+        task_id: str,
+        *,
+        exchanged_ip: list[str] | None = None,
+        is_exchange_domain: bool | None = None,
+    ) -> None:
+        """`POST .../exchange-ip`: swap source and target addresses (sent at most once)."""
+        await self._execute(self._exchange_call(task_id, exchanged_ip, is_exchange_domain))
+
+    async def rollback_exchange_instance_ip(self, task_id: str) -> None:
+        """`POST .../rollback-ip`: undo an IP exchange (sent at most once)."""
+        await self._execute(self._rollback_call(task_id))
+
+
+def _last_page(page: MigrationTaskList, seen: int, page_size: int) -> bool:
+    """Whether paging is done: a short or empty page, or as many tasks as the count says."""
+    if len(page.migration_tasks) < page_size or not page.migration_tasks:
+        return True
+    return page.count is not None and seen >= page.count
+
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "USER_AGENT",
+    "AsyncDcsClient",
+    "DcsClient",
+    "validate_path_parameter",
+]

@@ -1,0 +1,71 @@
+"""Run the same call on `DcsClient` and `AsyncDcsClient`, with a fake clock and sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from blocks.auth import TokenAuth
+from blocks.client import AsyncDcsClient, DcsClient
+from blocks.retry import RetryPolicy
+
+ENDPOINT = "https://dcs.example.test"
+PROJECT_ID = "0605767f8d00d5a52f4bc01f1b2d5ac5"
+TOKEN = "test-token-MIIZvQYJKoZIhvcNAQcCoIIZrjCCGaoCAQExDTALBglghkgBZQMEAgEw"
+
+MockHandler = Callable[[httpx.Request], httpx.Response]
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+
+class Twin:
+    """One client flavour ('sync' or 'async') over a MockTransport."""
+
+    def __init__(self, kind: str, handler: MockHandler, **options: Any) -> None:
+        self.kind = kind
+        self.handler = handler
+        self.clock = FakeClock()
+        self.options = {"retry": RetryPolicy(rng=random.Random(7)), **options}
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call `method` on a fresh client of this flavour and return its result."""
+        transport = httpx.MockTransport(self.handler)
+        common = dict(transport=transport, clock=self.clock, **self.options)
+        if self.kind == "sync":
+            with DcsClient(
+                ENDPOINT, PROJECT_ID, TokenAuth(SecretStr(TOKEN)), sleep=self.clock.sleep, **common
+            ) as client:
+                result = getattr(client, method)(*args, **kwargs)
+                return list(result) if method.startswith("iter_") else result
+
+        async def run() -> Any:
+            async with AsyncDcsClient(
+                ENDPOINT, PROJECT_ID, TokenAuth(SecretStr(TOKEN)), sleep=self.clock.asleep, **common
+            ) as client:
+                result = getattr(client, method)(*args, **kwargs)
+                if method.startswith("iter_"):
+                    return [item async for item in result]
+                return await result
+
+        return asyncio.run(run())
