@@ -1,0 +1,104 @@
+"""How to reach Huawei Cloud DCS: the credentials block, the client, models and errors.
+
+Names are loaded on first use, so `import blocks.client` (or `from blocks import
+DcsClient`) does not pay for importing Prefect; only `DcsCredentials` needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from blocks._version import __version__
+
+if TYPE_CHECKING:
+    from blocks.auth import AkSkAuth, IamPasswordAuth, TokenAuth
+    from blocks.client import AsyncDcsClient, DcsClient
+    from blocks.credentials import DcsCredentials
+    from blocks.errors import (
+        DcsApiError,
+        DcsAuthError,
+        DcsBusyError,
+        DcsError,
+        DcsNotFoundError,
+        DcsRateLimitedError,
+        DcsServerError,
+        DcsTransportError,
+        DcsUnexpectedResponse,
+        DcsValidationError,
+        MigrationError,
+        MigrationFailed,
+        MigrationTaskNotFound,
+        MigrationTimeout,
+    )
+    from blocks.models import MigrationStatus, MigrationTask
+    from blocks.retry import RetryPolicy
+
+_LAZY = {
+    "AkSkAuth": "blocks.auth",
+    "IamPasswordAuth": "blocks.auth",
+    "TokenAuth": "blocks.auth",
+    "AsyncDcsClient": "blocks.client",
+    "DcsClient": "blocks.client",
+    "DcsCredentials": "blocks.credentials",
+    "DcsApiError": "blocks.errors",
+    "DcsAuthError": "blocks.errors",
+    "DcsBusyError": "blocks.errors",
+    "DcsError": "blocks.errors",
+    "DcsNotFoundError": "blocks.errors",
+    "DcsRateLimitedError": "blocks.errors",
+    "DcsServerError": "blocks.errors",
+    "DcsTransportError": "blocks.errors",
+    "DcsUnexpectedResponse": "blocks.errors",
+    "DcsValidationError": "blocks.errors",
+    "MigrationError": "blocks.errors",
+    "MigrationFailed": "blocks.errors",
+    "MigrationTaskNotFound": "blocks.errors",
+    "MigrationTimeout": "blocks.errors",
+    "MigrationStatus": "blocks.models",
+    "MigrationTask": "blocks.models",
+    "RetryPolicy": "blocks.retry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'blocks' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    # `prefect block register -m blocks` finds blocks through dir(): list the lazy names.
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = [
+    "AkSkAuth",
+    "AsyncDcsClient",
+    "DcsApiError",
+    "DcsAuthError",
+    "DcsBusyError",
+    "DcsClient",
+    "DcsCredentials",
+    "DcsError",
+    "DcsNotFoundError",
+    "DcsRateLimitedError",
+    "DcsServerError",
+    "DcsTransportError",
+    "DcsUnexpectedResponse",
+    "DcsValidationError",
+    "IamPasswordAuth",
+    "MigrationError",
+    "MigrationFailed",
+    "MigrationStatus",
+    "MigrationTask",
+    "MigrationTaskNotFound",
+    "MigrationTimeout",
+    "RetryPolicy",
+    "TokenAuth",
+    "__version__",
+]

@@ -1,0 +1,30 @@
+"""The public surface is pinned: a name added or removed from `__all__` is a deliberate change."""
+
+from __future__ import annotations
+
+import blocks
+import flows
+
+
+def test_blocks_exports() -> None:
+    """`blocks` exports exactly these names, and each of them resolves."""
+    assert set(blocks.__all__) == {
+        "AkSkAuth", "AsyncDcsClient", "DcsApiError", "DcsAuthError", "DcsBusyError",
+        "DcsClient", "DcsCredentials", "DcsError", "DcsNotFoundError", "DcsRateLimitedError",
+        "DcsServerError", "DcsTransportError", "DcsUnexpectedResponse", "DcsValidationError",
+        "IamPasswordAuth", "MigrationError", "MigrationFailed", "MigrationStatus",
+        "MigrationTask", "MigrationTaskNotFound", "MigrationTimeout", "RetryPolicy",
+        "TokenAuth", "__version__",
+    }  # fmt: skip
+    for name in blocks.__all__:
+        assert getattr(blocks, name) is not None
+    assert set(blocks.__all__) <= set(dir(blocks))
+
+
+def test_flows_exports() -> None:
+    """`flows` exports exactly these names, and each of them resolves."""
+    assert set(flows.__all__) == {
+        "DEFAULT_BLOCK_NAME", "aload_credentials", "fetch_migration_task", "load_credentials",
+    }  # fmt: skip
+    for name in flows.__all__:
+        assert getattr(flows, name) is not None
