@@ -15,12 +15,14 @@ from hypothesis import strategies as st
 from blocks.client import USER_AGENT, validate_path_parameter
 from blocks.errors import (
     DcsAuthError,
+    DcsError,
     DcsServerError,
     DcsUnexpectedResponse,
     DcsValidationError,
     MigrationTaskNotFound,
 )
-from blocks.models import MigrationStatus
+from blocks.models import DcsModel, MigrationStatus
+from blocks.retry import RetryPolicy
 from tests.clients import PROJECT_ID, TOKEN, Twin
 
 TASK_ID = "a276c1ffa0a54c2597fc824b917db317"
@@ -335,3 +337,33 @@ def test_client_layer_does_not_import_prefect() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+bodies = st.one_of(
+    st.dictionaries(
+        st.sampled_from(["task_id", "status", "source_instance", "port", "created_at", "count"])
+        | st.text(max_size=8),
+        json_values,
+    ).map(lambda obj: json.dumps(obj).encode()),
+    st.binary(max_size=64),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(status=st.sampled_from([200, 400, 401, 404, 429, 500, 502]), content=bodies)
+def test_any_answer_is_a_model_or_a_dcs_error(status: int, content: bytes) -> None:
+    """Whatever status and body come back, the caller gets a model or a DcsError, nothing else."""
+    response = httpx.Response(status, content=content)
+    twin = Twin("sync", Recorder(response), retry=RetryPolicy(max_attempts=1))
+    for method in ("show_migration_task", "show_migration_task_stats", "list_migration_task_logs"):
+        try:
+            result = twin.call(method, TASK_ID)
+        except DcsError:
+            continue
+        assert status == 200
+        assert isinstance(result, DcsModel)

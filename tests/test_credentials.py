@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -149,3 +151,15 @@ def test_save_and_load_round_trip_keeps_secrets_usable() -> None:
     assert loaded.secret_key is not None
     assert loaded.secret_key.get_secret_value() == SECRET_KEY
     assert loaded.auth_method == "aksk"
+
+
+def test_the_block_type_is_found_through_the_collections_entry_point() -> None:
+    """A fresh process that never imports `blocks` still resolves the block type by its slug."""
+    code = (
+        "from prefect.blocks.core import Block;"
+        "print(Block.get_block_class_from_key('dcs-credentials').__module__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert out.strip().endswith("blocks.credentials")
