@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from blocks.client import AsyncDcsClient, DcsClient
     from blocks.credentials import DcsCredentials
     from blocks.errors import (
+        CutoverAlreadyRequested,
+        CutoverError,
+        CutoverFailed,
         DcsApiError,
         DcsAuthError,
         DcsBusyError,
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
         MigrationFailed,
         MigrationTaskNotFound,
         MigrationTimeout,
+        MigrationUnreachable,
+        NotificationError,
     )
     from blocks.models import MigrationStatus, MigrationTask
     from blocks.retry import RetryPolicy
@@ -42,6 +47,11 @@ _LAZY = {
     "DcsClient": "blocks.client",
     "DcsCredentials": "blocks.credentials",
     "DcsApiError": "blocks.errors",
+    "NotificationError": "blocks.errors",
+    "MigrationUnreachable": "blocks.errors",
+    "CutoverFailed": "blocks.errors",
+    "CutoverError": "blocks.errors",
+    "CutoverAlreadyRequested": "blocks.errors",
     "DcsAuthError": "blocks.errors",
     "DcsBusyError": "blocks.errors",
     "DcsError": "blocks.errors",
@@ -79,6 +89,9 @@ def __dir__() -> list[str]:
 __all__ = [
     "AkSkAuth",
     "AsyncDcsClient",
+    "CutoverAlreadyRequested",
+    "CutoverError",
+    "CutoverFailed",
     "DcsApiError",
     "DcsAuthError",
     "DcsBusyError",
@@ -98,6 +111,8 @@ __all__ = [
     "MigrationTask",
     "MigrationTaskNotFound",
     "MigrationTimeout",
+    "MigrationUnreachable",
+    "NotificationError",
     "RetryPolicy",
     "TokenAuth",
     "__version__",

@@ -12,10 +12,15 @@ DcsError                          catch this to catch all of them
 │   ├── DcsBusyError              a DCS "busy, try later" code (DCS.4026, DCS.4111-4121, ...)
 │   ├── DcsServerError            5xx, including a gateway's HTML error page
 │   └── DcsUnexpectedResponse     a 2xx whose body is not the documented JSON
-└── MigrationError                the migration itself went wrong (raised by the watcher)
-    ├── MigrationFailed           the task reached a failure status; `.task` is the last
-    │                             task seen, passwords masked
-    └── MigrationTimeout          the watch deadline passed; `.last_status` is the last seen
+├── MigrationError                the migration itself went wrong (raised by the watcher)
+│   ├── MigrationFailed           the task reached a failure status; `.task` is the last
+│   │                             task seen, passwords masked
+│   ├── MigrationTimeout          the watch deadline passed; `.last_status` is the last seen
+│   └── MigrationUnreachable      the task could not be read for too many polls in a row
+├── CutoverError                  the cutover did not happen as asked
+│   ├── CutoverFailed             the IP exchange or cutover deployment ended badly or late
+│   └── CutoverAlreadyRequested   refused: this cutover was requested before (force=True)
+└── NotificationError             a notification could not be sent (strict mode only)
 ```
 
 Every `DcsApiError` carries `status_code`, `error_code`, `error_msg`, `request_id`,
@@ -170,6 +175,41 @@ class MigrationTimeout(MigrationError):
         self.last_task = last_task
 
 
+class MigrationUnreachable(MigrationError):
+    """Too many polls in a row failed with transient errors; `last_error` says the last."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str,
+        last_status: str | None,
+        consecutive_errors: int,
+        last_error: str,
+    ) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.last_status = last_status
+        self.consecutive_errors = consecutive_errors
+        self.last_error = last_error
+
+
+class CutoverError(DcsError):
+    """The cutover did not happen as asked."""
+
+
+class CutoverFailed(CutoverError):
+    """The IP exchange (or rollback, or cutover deployment) ended badly, or not in time."""
+
+
+class CutoverAlreadyRequested(CutoverError):
+    """Refused: this cutover was already requested for the task; pass force=True to repeat."""
+
+
+class NotificationError(DcsError):
+    """A notification could not be sent (raised only when notifications are strict)."""
+
+
 def service_text(body: bytes) -> str:
     """A short, single-line excerpt of a body that is not the documented JSON."""
     text = body.decode("utf-8", errors="replace")
@@ -280,6 +320,9 @@ def error_from_response(
 __all__ = [
     "BUSY_ERROR_CODES",
     "TASK_NOT_FOUND_CODE",
+    "CutoverAlreadyRequested",
+    "CutoverError",
+    "CutoverFailed",
     "DcsApiError",
     "DcsAuthError",
     "DcsBusyError",
@@ -294,6 +337,8 @@ __all__ = [
     "MigrationFailed",
     "MigrationTaskNotFound",
     "MigrationTimeout",
+    "MigrationUnreachable",
+    "NotificationError",
     "error_from_response",
     "parse_retry_after",
     "service_text",

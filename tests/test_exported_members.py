@@ -9,7 +9,8 @@ import flows
 def test_blocks_exports() -> None:
     """`blocks` exports exactly these names, and each of them resolves."""
     assert set(blocks.__all__) == {
-        "AkSkAuth", "AsyncDcsClient", "DcsApiError", "DcsAuthError", "DcsBusyError",
+        "AkSkAuth", "AsyncDcsClient", "CutoverAlreadyRequested", "CutoverError", "CutoverFailed",
+        "MigrationUnreachable", "NotificationError", "DcsApiError", "DcsAuthError", "DcsBusyError",
         "DcsClient", "DcsCredentials", "DcsError", "DcsNotFoundError", "DcsRateLimitedError",
         "DcsServerError", "DcsTransportError", "DcsUnexpectedResponse", "DcsValidationError",
         "IamPasswordAuth", "MigrationError", "MigrationFailed", "MigrationStatus",

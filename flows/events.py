@@ -1,0 +1,117 @@
+"""The Prefect events this package emits, so automations can react to a migration.
+
+Every event concerns the resource `dcs.migration-task.<task_id>`:
+
+| event | when |
+|---|---|
+| `dcs.migration.status-changed` | on every change of status (the first one seen included) |
+| `dcs.migration.ready-for-cutover` | the task reached incremental sync (INCRMIGRATING) |
+| `dcs.migration.succeeded` | the task reached SUCCESS |
+| `dcs.migration.failed` | the task reached a failure status (FAILED, TERMINATED, ...) |
+| `dcs.migration.timed-out` | a watch gave up at its deadline |
+
+The payload holds `task_id`, `task_name`, `project_id`, `old_status`, `new_status`,
+`task_status`, `migration_type` and `migration_method`: names and states, never a secret.
+An automation picks the task id out with `{{ event.payload.task_id }}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.events import Event, emit_event
+
+from blocks.models import MigrationTask, MigrationTaskSummary
+
+STATUS_CHANGED = "dcs.migration.status-changed"
+READY_FOR_CUTOVER = "dcs.migration.ready-for-cutover"
+SUCCEEDED = "dcs.migration.succeeded"
+FAILED = "dcs.migration.failed"
+TIMED_OUT = "dcs.migration.timed-out"
+RESOURCE_PREFIX = "dcs.migration-task."
+
+
+def resource(task_id: str, task_name: str | None, project_id: str | None) -> dict[str, str]:
+    """The Prefect resource that stands for one DCS migration task."""
+    labels = {
+        "prefect.resource.id": f"{RESOURCE_PREFIX}{task_id}",
+        "prefect.resource.name": task_name or task_id,
+    }
+    if project_id:
+        labels["dcs.project-id"] = project_id
+    return labels
+
+
+def outcome_event(task: MigrationTask | MigrationTaskSummary) -> str | None:
+    """The outcome event a status calls for, if any (none while in progress)."""
+    if task.ready_for_cutover:
+        return READY_FOR_CUTOVER
+    if task.succeeded:
+        return SUCCEEDED
+    if task.failed:
+        return FAILED
+    return None
+
+
+def transition_payload(
+    task: MigrationTask | MigrationTaskSummary, old_status: str | None, project_id: str | None
+) -> dict[str, Any]:
+    """What an event says about a task's change: names and states only."""
+    return {
+        "task_id": task.task_id,
+        "task_name": task.task_name,
+        "project_id": project_id,
+        "old_status": old_status,
+        "new_status": task.raw_status or task.status.value,
+        "task_status": getattr(task, "task_status", None),
+        "migration_type": task.migration_type,
+        "migration_method": task.migration_method,
+    }
+
+
+def emit_transition(
+    task: MigrationTask | MigrationTaskSummary, old_status: str | None, project_id: str | None
+) -> list[Event]:
+    """Emit `status-changed`, then the outcome event the new status calls for, if any."""
+    task_id = task.task_id or "unknown"
+    labels = resource(task_id, task.task_name, project_id)
+    payload = transition_payload(task, old_status, project_id)
+    names = [STATUS_CHANGED]
+    if (outcome := outcome_event(task)) is not None:
+        names.append(outcome)
+    emitted = [emit_event(name, resource=labels, payload=payload) for name in names]
+    return [event for event in emitted if event is not None]
+
+
+def emit_timed_out(
+    task_id: str,
+    task_name: str | None,
+    last_status: str | None,
+    project_id: str | None,
+    timeout_seconds: float,
+) -> Event | None:
+    """Emit `dcs.migration.timed-out` for a watch that reached its deadline."""
+    payload = {
+        "task_id": task_id,
+        "task_name": task_name,
+        "project_id": project_id,
+        "old_status": last_status,
+        "new_status": last_status,
+        "timeout_seconds": timeout_seconds,
+    }
+    return emit_event(TIMED_OUT, resource=resource(task_id, task_name, project_id), payload=payload)
+
+
+__all__ = [
+    "FAILED",
+    "READY_FOR_CUTOVER",
+    "RESOURCE_PREFIX",
+    "STATUS_CHANGED",
+    "SUCCEEDED",
+    "TIMED_OUT",
+    "emit_timed_out",
+    "emit_transition",
+    "outcome_event",
+    "resource",
+    "transition_payload",
+]
