@@ -438,7 +438,7 @@ class DcsClient(_BaseDcsClient):
             page = self.list_migration_tasks(offset=offset, limit=page_size, name=name)
             yield from page.migration_tasks
             offset += len(page.migration_tasks)
-            if _last_page(page, offset, page_size):
+            if is_last_page(page, offset, page_size):
                 return
 
     def list_migration_task_logs(
@@ -549,7 +549,7 @@ class AsyncDcsClient(_BaseDcsClient):
             for task in page.migration_tasks:
                 yield task
             offset += len(page.migration_tasks)
-            if _last_page(page, offset, page_size):
+            if is_last_page(page, offset, page_size):
                 return
 
     async def list_migration_task_logs(
@@ -577,7 +577,7 @@ class AsyncDcsClient(_BaseDcsClient):
         await self._execute(self._rollback_call(task_id))
 
 
-def _last_page(page: MigrationTaskList, seen: int, page_size: int) -> bool:
+def is_last_page(page: MigrationTaskList, seen: int, page_size: int) -> bool:
     """Whether paging is done: a short or empty page, or as many tasks as the count says."""
     if len(page.migration_tasks) < page_size or not page.migration_tasks:
         return True
@@ -589,5 +589,6 @@ __all__ = [
     "USER_AGENT",
     "AsyncDcsClient",
     "DcsClient",
+    "is_last_page",
     "validate_path_parameter",
 ]

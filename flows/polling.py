@@ -1,0 +1,384 @@
+"""The polling engine: watch one or many DCS migration tasks until they are done.
+
+No Prefect here: `flows.wait` wraps these loops in one Prefect task run each and plugs in
+an observer that writes logs, events and artifacts. The loops only decide:
+
+- when a task is done (`is_done`): SUCCESS always; ready for cutover (incremental sync)
+  when `until` is "auto" or "ready_for_cutover"; with `until="success"` an incremental
+  sync counts as still in progress;
+- that a failure status raises `MigrationFailed`, the deadline `MigrationTimeout` (on the
+  monotonic clock, never a sum of sleeps), a missing task `MigrationTaskNotFound` at once;
+- that transient errors are retried, and only a streak longer than
+  `max_consecutive_errors` fails the watch (`MigrationUnreachable`);
+- when to call the observer: on a change of status, never on an unchanged poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from blocks.client import AsyncDcsClient, is_last_page
+from blocks.errors import (
+    DcsError,
+    DcsUnexpectedResponse,
+    DcsValidationError,
+    MigrationFailed,
+    MigrationTimeout,
+    MigrationUnreachable,
+)
+from blocks.models import MigrationStatus, MigrationTask, MigrationTaskStats
+from flows import clock
+
+Until = Literal["auto", "success", "ready_for_cutover"]
+UNTIL_VALUES: tuple[str, ...] = get_args(Until)
+#: Statuses during which `show_migration_task_stats` reports a full-migration progress.
+_PROGRESS_STATUSES = frozenset({MigrationStatus.MIGRATING, MigrationStatus.FULLMIGRATING})
+
+
+def is_done(task: MigrationTask, until: Until) -> bool:
+    """Whether a (non-failed) task has reached what the watch waits for."""
+    if task.succeeded:
+        return True
+    return task.ready_for_cutover and until != "success"
+
+
+def _retryable(error: DcsError) -> bool:
+    # A garbled answer from a gateway is as passing as a 502 for a watch that lasts days.
+    return error.transient or isinstance(error, DcsUnexpectedResponse)
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """How to watch: what to wait for, how often to look, and for how long at most.
+
+    With `max_poll_interval_seconds` set, the interval grows by `backoff_factor` after
+    each poll that saw no change, up to that cap, and drops back on a change.
+    """
+
+    until: Until = "auto"
+    poll_interval_seconds: float = 15.0
+    timeout_seconds: float = 86400.0
+    max_poll_interval_seconds: float | None = None
+    backoff_factor: float = 1.5
+    max_consecutive_errors: int = 20
+    track_progress: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.until not in UNTIL_VALUES:
+            problems.append(f"until must be one of {', '.join(UNTIL_VALUES)}, got {self.until!r}")
+        if not self.poll_interval_seconds > 0:
+            problems.append(
+                f"poll_interval_seconds must be more than 0, got {self.poll_interval_seconds!r}"
+            )
+        if not self.timeout_seconds > 0:
+            problems.append(f"timeout_seconds must be more than 0, got {self.timeout_seconds!r}")
+        cap = self.max_poll_interval_seconds
+        if cap is not None and not cap >= self.poll_interval_seconds:
+            problems.append(
+                f"max_poll_interval_seconds ({cap!r}) must be at least "
+                f"poll_interval_seconds ({self.poll_interval_seconds!r})"
+            )
+        if not self.backoff_factor >= 1:
+            problems.append(f"backoff_factor must be at least 1, got {self.backoff_factor!r}")
+        if self.max_consecutive_errors < 1:
+            problems.append(
+                f"max_consecutive_errors must be at least 1, got {self.max_consecutive_errors!r}"
+            )
+        if problems:
+            raise DcsValidationError("; ".join(problems))
+
+    def interval(self, unchanged_polls: int) -> float:
+        """Seconds to wait after `unchanged_polls` polls in a row saw no change."""
+        if self.max_poll_interval_seconds is None:
+            return self.poll_interval_seconds
+        grown = self.poll_interval_seconds * self.backoff_factor ** min(unchanged_polls, 64)
+        return min(grown, self.max_poll_interval_seconds)
+
+
+class WatchObserver:
+    """Hooks the loops call; this base does nothing. `flows.wait` writes to Prefect."""
+
+    async def changed(self, previous: MigrationTask | None, task: MigrationTask) -> None:
+        """The task's status changed (or was seen for the first time)."""
+
+    async def progress(self, task: MigrationTask, stats: MigrationTaskStats) -> None:
+        """A full migration reported its progress."""
+
+    async def transient_error(self, task_id: str, error: DcsError, streak: int) -> None:
+        """A poll failed with a transient error; `streak` counts them in a row."""
+
+
+def _failed(task: MigrationTask) -> MigrationFailed:
+    msg = (
+        f"migration task {task.task_id!r} ({task.task_name or 'unnamed'}) ended in status "
+        f"{task.raw_status or task.status.value}"
+        + (f" (task_status {task.task_status})" if task.task_status else "")
+    )
+    return MigrationFailed(msg, task=task.masked())
+
+
+def _timeout(task_id: str, last: MigrationTask | None, settings: WatchSettings) -> MigrationTimeout:
+    status = last.raw_status if last is not None else None
+    msg = (
+        f"migration task {task_id!r} was still {status or 'unread'} after "
+        f"{settings.timeout_seconds:g} s of watching (until={settings.until!r}); "
+        f"the migration itself keeps running on DCS"
+    )
+    return MigrationTimeout(
+        msg,
+        task_id=task_id,
+        last_status=status,
+        timeout_seconds=settings.timeout_seconds,
+        last_task=last.masked() if last is not None else None,
+    )
+
+
+def _unreachable(
+    task_id: str, last: MigrationTask | None, streak: int, error: DcsError
+) -> MigrationUnreachable:
+    status = last.raw_status if last is not None else None
+    msg = (
+        f"migration task {task_id!r} could not be read for {streak} polls in a row "
+        f"(last status seen: {status or 'none'}); last error: {error}"
+    )
+    return MigrationUnreachable(
+        msg, task_id=task_id, last_status=status, consecutive_errors=streak, last_error=str(error)
+    )
+
+
+class _TaskWatch:
+    """The state of one task's watch: what was seen, and whether it is settled."""
+
+    def __init__(self, task_id: str, settings: WatchSettings, observer: WatchObserver) -> None:
+        self.task_id = task_id
+        self.settings = settings
+        self.observer = observer
+        self.last: MigrationTask | None = None
+        self.streak = 0
+        self.unchanged = 0
+
+    async def seen(self, task: MigrationTask) -> bool:
+        """Take in a fresh read; True when the watch is over (raises on failure)."""
+        self.streak = 0
+        if self.last is None or task.raw_status != self.last.raw_status:
+            await self.observer.changed(self.last, task)
+            self.unchanged = 0
+        else:
+            self.unchanged += 1
+        self.last = task
+        if task.failed:
+            raise _failed(task)
+        return is_done(task, self.settings.until)
+
+    async def failed_read(self, error: DcsError) -> None:
+        """Take in a failed read: re-raise what is permanent or ends a long streak."""
+        if not _retryable(error):
+            raise error
+        self.streak += 1
+        await self.observer.transient_error(self.task_id, error, self.streak)
+        if self.streak >= self.settings.max_consecutive_errors:
+            raise _unreachable(self.task_id, self.last, self.streak, error) from error
+
+    def changed_in(self, statuses: dict[str, str | None]) -> bool:
+        """Whether a page of listed statuses shows this task as new, changed or missing."""
+        return self.last is None or statuses.get(self.task_id) != self.last.raw_status
+
+    def timeout(self) -> MigrationTimeout:
+        return _timeout(self.task_id, self.last, self.settings)
+
+
+async def watch_task(
+    client: AsyncDcsClient,
+    task_id: str,
+    settings: WatchSettings,
+    observer: WatchObserver | None = None,
+) -> MigrationTask:
+    """Poll one task until it is done; the final task (masked), or one of the errors above."""
+    time = clock.current()
+    state = _TaskWatch(task_id, settings, observer or WatchObserver())
+    deadline = time.monotonic() + settings.timeout_seconds
+    while True:
+        try:
+            task = await client.show_migration_task(task_id)
+        except DcsError as error:
+            await state.failed_read(error)
+        else:
+            if await state.seen(task):
+                return task
+            if settings.track_progress and task.status in _PROGRESS_STATUSES:
+                await _report_progress(client, state, task)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise state.timeout()
+        await time.sleep(min(settings.interval(state.unchanged), remaining))
+
+
+async def _report_progress(client: AsyncDcsClient, state: _TaskWatch, task: MigrationTask) -> None:
+    # Progress is a nicety: a failed stats read never disturbs the watch itself.
+    try:
+        stats = await client.show_migration_task_stats(state.task_id)
+    except DcsError:
+        return
+    await state.observer.progress(task, stats)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one task of a fan-out watch ended: its final task, or the error that ended it."""
+
+    task_id: str
+    task: MigrationTask | None = None
+    error: DcsError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the task reached what the watch waited for."""
+        return self.error is None
+
+
+class RateLimiter:
+    """At most `per_second` acquisitions per second, spaced evenly, on the injected clock."""
+
+    def __init__(self, per_second: float) -> None:
+        if not per_second > 0:
+            msg = f"max_requests_per_second must be more than 0, got {per_second!r}"
+            raise DcsValidationError(msg)
+        self._spacing = 1.0 / per_second
+        self._next = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        time = clock.current()
+        async with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self._spacing
+        if slot > now:
+            await time.sleep(slot - now)
+
+
+def _unique(task_ids: Iterable[str]) -> list[str]:
+    ids = list(dict.fromkeys(task_ids))
+    if not ids:
+        msg = "task_ids is empty; pass at least one migration task id"
+        raise DcsValidationError(msg)
+    return ids
+
+
+async def watch_tasks(
+    client: AsyncDcsClient,
+    task_ids: Iterable[str],
+    settings: WatchSettings,
+    observer: WatchObserver | None = None,
+    *,
+    max_concurrency: int = 10,
+    max_requests_per_second: float = 20.0,
+    page_size: int = 100,
+    list_threshold: int = 5,
+) -> dict[str, Outcome]:
+    """Watch many tasks at once over one client; one task's end never stops the others.
+
+    With `list_threshold` or more tasks still pending, each round reads every status from
+    the list endpoint (one request per page of `page_size`) and fetches a task's details
+    only when its status changed; with fewer, it fetches each pending task's details.
+    At most `max_concurrency` requests are in flight, and at most
+    `max_requests_per_second` start per second.
+    """
+    if max_concurrency < 1:
+        msg = f"max_concurrency must be at least 1, got {max_concurrency!r}"
+        raise DcsValidationError(msg)
+    time = clock.current()
+    hooks = observer or WatchObserver()
+    watches = {task_id: _TaskWatch(task_id, settings, hooks) for task_id in _unique(task_ids)}
+    outcomes: dict[str, Outcome] = {}
+    limiter = RateLimiter(max_requests_per_second)
+    slots = asyncio.Semaphore(max_concurrency)
+    list_watch = _TaskWatch("(list of tasks)", settings, hooks)
+    deadline = time.monotonic() + settings.timeout_seconds
+
+    async def read(task_id: str) -> MigrationTask | DcsError:
+        async with slots:
+            await limiter.acquire()
+            try:
+                return await client.show_migration_task(task_id)
+            except DcsError as error:
+                return error
+
+    async def take(task_id: str, result: MigrationTask | DcsError) -> None:
+        watch = watches[task_id]
+        try:
+            if isinstance(result, DcsError):
+                await watch.failed_read(result)
+            elif await watch.seen(result):
+                outcomes[task_id] = Outcome(task_id, task=result)
+        except DcsError as error:
+            outcomes[task_id] = Outcome(task_id, task=watch.last, error=error)
+
+    while pending := [task_id for task_id in watches if task_id not in outcomes]:
+        to_read = pending
+        if len(pending) >= list_threshold:
+            try:
+                statuses = await _list_statuses(client, limiter, page_size)
+            except DcsError as error:
+                try:
+                    await list_watch.failed_read(error)
+                except DcsError as fatal:
+                    for task_id in pending:
+                        outcomes[task_id] = Outcome(
+                            task_id, task=watches[task_id].last, error=fatal
+                        )
+                    break
+                to_read = []
+            else:
+                list_watch.streak = 0
+                to_read = [t for t in pending if watches[t].changed_in(statuses)]
+                for task_id in set(pending) - set(to_read):
+                    watches[task_id].unchanged += 1
+        results = await asyncio.gather(*(read(task_id) for task_id in to_read))
+        for task_id, result in zip(to_read, results, strict=True):
+            await take(task_id, result)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            for task_id in watches:
+                if task_id not in outcomes:
+                    watch = watches[task_id]
+                    outcomes[task_id] = Outcome(task_id, task=watch.last, error=watch.timeout())
+            break
+        if any(task_id not in outcomes for task_id in watches):
+            fastest = min(w.unchanged for t, w in watches.items() if t not in outcomes)
+            await time.sleep(min(settings.interval(fastest), remaining))
+    return {task_id: outcomes[task_id] for task_id in watches}
+
+
+async def _list_statuses(
+    client: AsyncDcsClient, limiter: RateLimiter, page_size: int
+) -> dict[str, str | None]:
+    """Every task's raw status, read a page per request."""
+    statuses: dict[str, str | None] = {}
+    offset = 0
+    while True:
+        await limiter.acquire()
+        page = await client.list_migration_tasks(offset=offset, limit=page_size)
+        for summary in page.migration_tasks:
+            if summary.task_id is not None:
+                statuses[summary.task_id] = summary.raw_status
+        offset += len(page.migration_tasks)
+        if is_last_page(page, offset, page_size):
+            return statuses
+
+
+__all__ = [
+    "UNTIL_VALUES",
+    "Outcome",
+    "RateLimiter",
+    "Until",
+    "WatchObserver",
+    "WatchSettings",
+    "is_done",
+    "watch_task",
+    "watch_tasks",
+]
