@@ -1,0 +1,605 @@
+"""The cutover: DCS IP exchange and its rollback, each requested at most once, and a deployment.
+
+The IP exchange swaps the source and target Redis addresses so that applications reach the
+new DCS instance. Doing it twice swaps them back, so it must be requested exactly once per
+migration task: across task retries, flow retries, crashed (even SIGKILLed) workers and
+later runs. A Prefect cache key alone cannot promise that: a crash between the POST and the
+result being stored would leave nothing cached, and the retry would POST again. So:
+
+1. **A durable record per (DCS task id, action)**, in a Prefect Variable: server-side, shared
+   by every worker, surviving any process. Its name is `cutover_record_name(task_id, action)`
+   (`dcs-cutover-exchange-ip-<sanitised id>-<8 hex of sha256(id)>`) and its value JSON such as
+   `{"state": "requested", "flow_run_id": "...", "requested_at": "2026-...", "task_status":
+   "RUNNING", ...}`. It holds names, times and statuses, never a secret.
+2. **Before any POST, two reads**: the record, and the task from DCS. If DCS already shows the
+   switch under way (`EXCHANGING`) or done (`EXCHANGE_SUCCESS`; `ROLLBACK_SUCCESS` for a
+   rollback), nothing is sent: the task follows it and records the outcome. Otherwise, if a
+   record exists in any state, the task refuses with `CutoverAlreadyRequested` (who asked,
+   when, what DCS shows) unless `force=True`.
+3. **Intent first**: the "requested" record is written *before* the POST, and created with a
+   create-only call, so of two workers racing only one gets to send. A crash after the record
+   and before (or during) the POST leaves a record and no exchange: the next run refuses
+   instead of guessing, and a human checks DCS and passes `force=True`.
+4. **Outcome last**: the record becomes "succeeded" or "failed" (the exchange ended badly, or
+   DCS refused the request); it stays "requested" when the outcome is unknown (deadline
+   passed, DCS unreadable). `force=True` skips the refusal and overwrites the record, but
+   still never sends while DCS shows `EXCHANGING`.
+5. A rollback (`rollback-ip`) has its own record and does not clear the exchange's: exchanging
+   again after a rollback is a deliberate act, made with `force=True`.
+
+To reset a record by hand: `prefect variable delete <name>` (the name is in every message).
+
+`run_cutover_deployment` starts a team's own cutover deployment instead; an idempotency key
+derived from the calling flow run makes a retry of that run find the same deployment run
+rather than start a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.actions import VariableCreate, VariableUpdate
+from prefect.client.schemas.objects import FlowRun
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.deployments import arun_deployment
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+from blocks.client import AsyncDcsClient, validate_path_parameter
+from blocks.credentials import DcsCredentials
+from blocks.errors import (
+    CutoverAlreadyRequested,
+    CutoverFailed,
+    DcsApiError,
+    DcsError,
+    DcsValidationError,
+)
+from blocks.models import (
+    EXCHANGE_SUCCESS,
+    EXCHANGING,
+    ROLLBACK_SUCCESS,
+    MigrationStatus,
+    MigrationTask,
+)
+from flows.clock import current
+from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials
+
+if TYPE_CHECKING:
+    from logging import Logger
+
+    from prefect.logging.loggers import LoggingAdapter
+
+#: How long DCS may keep showing the task_status it had before the request (it does, for a
+#: moment) before the switch counts as not started.
+START_GRACE_SECONDS = 120.0
+#: Seconds between reads of a cutover deployment's flow run.
+DEPLOYMENT_POLL_SECONDS = 5.0
+
+_RECORD_PREFIX = "dcs-cutover"
+_RECORD_TAGS = ["dcs-cutover"]
+# Stopping incremental sync is part of many cutovers, so TERMINATED is not a failure here.
+_TASK_FAILED_STATUSES = frozenset(
+    {
+        MigrationStatus.FAILED,
+        MigrationStatus.MIGRATION_FAILED,
+        MigrationStatus.ERROR,
+        MigrationStatus.RELEASED,
+        MigrationStatus.DELETED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class _Action:
+    """One of the two address switches: what to call it and which task_status ends it."""
+
+    name: str  # the API path suffix, also the record's action
+    label: str
+    success: str
+
+
+_EXCHANGE = _Action("exchange-ip", "IP exchange", EXCHANGE_SUCCESS)
+_ROLLBACK = _Action("rollback-ip", "IP rollback", ROLLBACK_SUCCESS)
+
+
+def cutover_record_name(task_id: str, action: str = _EXCHANGE.name) -> str:
+    """The name of the Prefect Variable that records `action` for DCS task `task_id`."""
+    # Variable names allow only [a-z0-9_-]: the sanitised id keeps the name readable in the
+    # UI, the hash keeps two ids that sanitise alike (case, punctuation) apart.
+    digest = hashlib.sha256(task_id.encode()).hexdigest()[:8]
+    safe_action = re.sub(r"[^a-z0-9_-]+", "-", action.lower()).strip("-") or "action"
+    safe_id = re.sub(r"[^a-z0-9_-]+", "-", task_id.lower()).strip("-")[:180] or "task"
+    return f"{_RECORD_PREFIX}-{safe_action}-{safe_id}-{digest}"
+
+
+def _task_status(task: MigrationTask) -> str | None:
+    return (task.task_status or "").strip().upper() or None
+
+
+def _flow_run_id() -> str | None:
+    task_context = TaskRunContext.get()
+    if task_context is not None and task_context.task_run.flow_run_id is not None:
+        return str(task_context.task_run.flow_run_id)
+    flow_context = FlowRunContext.get()
+    if flow_context is not None and flow_context.flow_run is not None:
+        return str(flow_context.flow_run.id)
+    return None
+
+
+def _check_durations(timeout_seconds: float, poll_interval_seconds: float) -> None:
+    if not timeout_seconds > 0:
+        msg = f"timeout_seconds must be more than 0, got {timeout_seconds}"
+        raise DcsValidationError(msg)
+    if not poll_interval_seconds > 0:
+        msg = f"poll_interval_seconds must be more than 0, got {poll_interval_seconds}"
+        raise DcsValidationError(msg)
+
+
+@dataclass
+class _Cutover:
+    """One call of an address switch: its inputs, its record and its clock."""
+
+    action: _Action
+    task_id: str
+    prefect: PrefectClient
+    dcs: AsyncDcsClient
+    logger: Logger | LoggingAdapter
+    timeout_seconds: float
+    poll_interval_seconds: float
+    began: float = field(default_factory=lambda: current().monotonic())
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        return f"{self.action.label} for migration task {self.task_id!r}"
+
+    @property
+    def record_name(self) -> str:
+        return cutover_record_name(self.task_id, self.action.name)
+
+    def elapsed(self) -> float:
+        return current().monotonic() - self.began
+
+    # -- the record ------------------------------------------------------------------
+
+    async def read_record(self) -> dict[str, Any] | None:
+        variable = await self.prefect.read_variable_by_name(self.record_name)
+        if variable is None:
+            return None
+        if isinstance(variable.value, dict):
+            return dict(variable.value)
+        # Someone edited it by hand: still a record, so still a reason not to POST.
+        return {"state": "unknown", "value": variable.value}
+
+    def new_record(self, state: str, task_status: str | None, **extra: Any) -> dict[str, Any]:
+        now = current().now().isoformat()
+        return {
+            "task_id": self.task_id,
+            "project_id": self.dcs.project_id,
+            "action": self.action.name,
+            "state": state,
+            "flow_run_id": _flow_run_id(),
+            "requested_at": now,
+            "updated_at": now,
+            "task_status": task_status,
+            **extra,
+        }
+
+    async def claim(self, record: dict[str, Any], *, overwrite: bool) -> bool:
+        """Write the "requested" record; False if another run created one first."""
+        if overwrite:
+            await self.prefect.update_variable(
+                VariableUpdate(name=self.record_name, value=record, tags=_RECORD_TAGS)
+            )
+        else:
+            try:
+                # Create-only: the server's unique name makes this the one atomic step.
+                await self.prefect.create_variable(
+                    VariableCreate(name=self.record_name, value=record, tags=_RECORD_TAGS)
+                )
+            except ObjectAlreadyExists:
+                return False
+        self.record = record
+        return True
+
+    async def save(self, state: str, task_status: str | None, **extra: Any) -> None:
+        """Update the record at the end; the cutover's outcome does not depend on it."""
+        record = {
+            **self.record,
+            "state": state,
+            "task_status": task_status,
+            "updated_at": current().now().isoformat(),
+            **extra,
+        }
+        try:
+            if await self.prefect.read_variable_by_name(self.record_name) is None:
+                await self.prefect.create_variable(
+                    VariableCreate(name=self.record_name, value=record, tags=_RECORD_TAGS)
+                )
+            else:
+                await self.prefect.update_variable(
+                    VariableUpdate(name=self.record_name, value=record, tags=_RECORD_TAGS)
+                )
+            self.record = record
+        # Any failure: the record still says "requested", which blocks a second request.
+        except Exception as exc:
+            self.logger.warning(
+                "%s: could not update record %s to %r (%s: %s); it still blocks a second request",
+                self.subject,
+                self.record_name,
+                state,
+                type(exc).__name__,
+                exc,
+            )
+
+    def refusal(self, record: dict[str, Any], task: MigrationTask) -> CutoverAlreadyRequested:
+        msg = (
+            f"{self.subject} was already requested (record {self.record_name}: state "
+            f"{record.get('state')!r}, requested at {record.get('requested_at')} by flow run "
+            f"{record.get('flow_run_id')}), and DCS now shows task_status "
+            f"{_task_status(task)!r} (status {task.raw_status!r}), not an exchange under way "
+            f"or done; it was not requested again. Check the addresses in the DCS console, "
+            f"then pass force=True to request it anyway"
+        )
+        return CutoverAlreadyRequested(msg)
+
+    # -- following -------------------------------------------------------------------
+
+    async def follow(self, task: MigrationTask, *, started: bool, requested_at: float) -> _Outcome:
+        """Poll until the switch ends well, ends badly, or the deadline passes."""
+        clock = current()
+        deadline = self.began + self.timeout_seconds
+        baseline = _task_status(task)
+        baseline_status = task.status
+        seen = baseline
+        error_streak = 0
+        last_error = ""
+        while True:
+            status = _task_status(task)
+            if status != seen:
+                self.logger.info("%s: task_status %s -> %s", self.subject, seen, status)
+                seen = status
+            if status == self.action.success:
+                return _Outcome(task, "succeeded")
+            if status == EXCHANGING:
+                started = True
+            elif started or status not in (baseline, None):
+                return self.failed(task, f"ended with task_status {status!r}")
+            elif clock.monotonic() - requested_at >= START_GRACE_SECONDS:
+                reason = (
+                    f"did not start: DCS still shows task_status {status!r} "
+                    f"{START_GRACE_SECONDS:.0f} s after the request"
+                )
+                return self.failed(task, reason)
+            if task.status in _TASK_FAILED_STATUSES and task.status != baseline_status:
+                return self.failed(task, f"failed: the migration task became {task.raw_status!r}")
+            remaining = deadline - clock.monotonic()
+            if remaining <= 0:
+                error = f"; the last read failed: {last_error}" if error_streak else ""
+                reason = f"did not finish within {self.timeout_seconds:.0f} s{error}"
+                return self.failed(task, reason, state="requested")
+            await clock.sleep(min(self.poll_interval_seconds, remaining))
+            try:
+                task = await self.dcs.show_migration_task(self.task_id)
+            except DcsError as exc:
+                if not exc.transient:
+                    return self.failed(task, f"could not be followed: {exc}", state="requested")
+                if error_streak == 0:
+                    # Once per streak: an outage of minutes must not flood the run's log.
+                    self.logger.warning(
+                        "%s: cannot read the task (%s); still following until the deadline",
+                        self.subject,
+                        exc,
+                    )
+                error_streak += 1
+                last_error = str(exc)
+                continue
+            if error_streak:
+                self.logger.info(
+                    "%s: the task is readable again after %d failed read(s)",
+                    self.subject,
+                    error_streak,
+                )
+                error_streak = 0
+
+    def failed(self, task: MigrationTask, reason: str, *, state: str = "failed") -> _Outcome:
+        """A bad end; `state` "requested" when it is unknown whether the switch happened."""
+        message = (
+            f"{self.subject} {reason} (last task_status {_task_status(task)!r}, status "
+            f"{task.raw_status!r}, after {self.elapsed():.1f} s)"
+        )
+        if state == "requested":
+            message += "; it may still be under way: check DCS before passing force=True"
+        return _Outcome(task, state, message)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How following ended: the last task, the record's new state, and what went wrong."""
+
+    task: MigrationTask
+    state: str
+    failure: str | None = None
+
+
+async def _switch(
+    action: _Action,
+    task_id: str,
+    credentials: str | DcsCredentials,
+    *,
+    body: dict[str, Any],
+    timeout_seconds: float,
+    poll_interval_seconds: float,
+    force: bool,
+) -> MigrationTask:
+    """Read record and DCS, request at most once (intent first), follow, record the end."""
+    validate_path_parameter("task_id", task_id)
+    _check_durations(timeout_seconds, poll_interval_seconds)
+    clock = current()
+    logger = get_run_logger()
+    block = await aload_credentials(credentials)
+    async with (
+        block.get_async_client(sleep=clock.sleep, clock=clock.monotonic) as dcs,
+        get_client() as prefect,
+    ):
+        cut = _Cutover(
+            action, task_id, prefect, dcs, logger, timeout_seconds, poll_interval_seconds
+        )
+        record = await cut.read_record()
+        before = await dcs.show_migration_task(task_id)
+        shown = _task_status(before)
+
+        if shown in (EXCHANGING, action.success):
+            # Under way or done on DCS: asking again could only swap the addresses back.
+            logger.info(
+                "%s: DCS already shows task_status %s; following it without a new request",
+                cut.subject,
+                shown,
+            )
+            cut.record = record or cut.new_record(
+                "requested",
+                shown,
+                requested_at=None,
+                flow_run_id=None,
+                detail=f"found {shown} on DCS by flow run {_flow_run_id()}; not requested here",
+            )
+            return await _finish(cut, before, started=True, requested_at=clock.monotonic())
+
+        if record is not None and not force:
+            refusal = cut.refusal(record, before)
+            logger.error("%s", refusal)
+            raise refusal
+        if record is not None:
+            logger.warning(
+                "%s: force=True, requesting again although record %s says %r (requested at "
+                "%s by flow run %s); DCS shows task_status %s",
+                cut.subject,
+                cut.record_name,
+                record.get("state"),
+                record.get("requested_at"),
+                record.get("flow_run_id"),
+                shown,
+            )
+
+        intent = cut.new_record("requested", shown)
+        if not await cut.claim(intent, overwrite=record is not None):
+            raced = await cut.read_record() or {}
+            refusal = cut.refusal(raced, before)
+            logger.error("%s (another run recorded it a moment ago)", refusal)
+            raise refusal
+
+        logger.info("%s: recorded in %s; sending the request", cut.subject, cut.record_name)
+        requested_at = clock.monotonic()
+        try:
+            if action is _EXCHANGE:
+                await dcs.exchange_instance_ip(task_id, **body)
+            else:
+                await dcs.rollback_exchange_instance_ip(task_id)
+        except DcsApiError as exc:
+            if 400 <= exc.status_code < 500 and exc.status_code != 408:
+                # DCS (or its gateway) refused before acting: certainly not switched.
+                msg = f"{cut.subject} was refused by DCS: {exc}"
+                await cut.save("failed", shown, detail=msg)
+                logger.error("%s", msg)
+                raise CutoverFailed(msg) from exc
+            # A 5xx may hide a switch that did start: find out by following, never resend.
+            logger.warning(
+                "%s: the request may or may not have acted (%s); following DCS", cut.subject, exc
+            )
+        except DcsError as exc:
+            logger.warning(
+                "%s: no answer to the request (%s); following DCS to see whether it acted",
+                cut.subject,
+                exc,
+            )
+        else:
+            logger.info("%s: DCS accepted the request; following task_status", cut.subject)
+        return await _finish(cut, before, started=False, requested_at=requested_at)
+
+
+async def _finish(
+    cut: _Cutover, before: MigrationTask, *, started: bool, requested_at: float
+) -> MigrationTask:
+    """Follow the switch, record how it ended, and return the task or raise CutoverFailed."""
+    outcome = await cut.follow(before, started=started, requested_at=requested_at)
+    status = _task_status(outcome.task)
+    if outcome.failure is None:
+        await cut.save(outcome.state, status)
+        cut.logger.info("%s: done, task_status %s after %.1f s", cut.subject, status, cut.elapsed())
+        return outcome.task
+    # A deadline or an unreadable task leaves the outcome unknown: the record then stays
+    # "requested", which blocks a new request just the same.
+    await cut.save(outcome.state, status, detail=outcome.failure)
+    cut.logger.error("%s", outcome.failure)
+    raise CutoverFailed(outcome.failure)
+
+
+@task(
+    name="exchange-instance-ip",
+    task_run_name="exchange-instance-ip-{task_id}",
+    # Exactly-once is the record's job (see the module docstring): a cached result could
+    # not survive a crash between the POST and storing the result.
+    cache_policy=NO_CACHE,
+)
+async def exchange_instance_ip(
+    task_id: str,
+    credentials: str | DcsCredentials = DEFAULT_BLOCK_NAME,
+    exchanged_ip: list[str] | None = None,
+    is_exchange_domain: bool | None = None,
+    timeout_seconds: float = 900,
+    poll_interval_seconds: float = 5,
+    force: bool = False,
+) -> MigrationTask:
+    """Swap the source and target addresses (the cutover), at most once per task; wait for it.
+
+    Returns the task (passwords masked) once `task_status` is EXCHANGE_SUCCESS. Raises
+    `CutoverFailed` if it ends otherwise or not within `timeout_seconds`, and
+    `CutoverAlreadyRequested` if it was requested before and DCS shows no exchange under way
+    or done (check, then pass `force=True`).
+
+    ```python
+    from prefect import flow
+    from flows.cutover import exchange_instance_ip
+
+    @flow
+    async def cutover(task_id: str) -> str | None:
+        return (await exchange_instance_ip(task_id, "dcs")).task_status
+    ```
+    """
+    body: dict[str, Any] = {"exchanged_ip": exchanged_ip, "is_exchange_domain": is_exchange_domain}
+    return await _switch(
+        _EXCHANGE,
+        task_id,
+        credentials,
+        body=body,
+        timeout_seconds=timeout_seconds,
+        poll_interval_seconds=poll_interval_seconds,
+        force=force,
+    )
+
+
+@task(
+    name="rollback-instance-ip",
+    task_run_name="rollback-instance-ip-{task_id}",
+    cache_policy=NO_CACHE,  # as for the exchange: the record guards against a second request
+)
+async def rollback_instance_ip(
+    task_id: str,
+    credentials: str | DcsCredentials = DEFAULT_BLOCK_NAME,
+    timeout_seconds: float = 900,
+    poll_interval_seconds: float = 5,
+    force: bool = False,
+) -> MigrationTask:
+    """Undo an IP exchange, at most once per task (its own record); wait for ROLLBACK_SUCCESS."""
+    return await _switch(
+        _ROLLBACK,
+        task_id,
+        credentials,
+        body={},
+        timeout_seconds=timeout_seconds,
+        poll_interval_seconds=poll_interval_seconds,
+        force=force,
+    )
+
+
+def _check_deployment_name(deployment_name: object) -> str:
+    parts = deployment_name.split("/") if isinstance(deployment_name, str) else []
+    # Prefect forbids '/' in flow and deployment names, so exactly one separates them.
+    if len(parts) == 2 and all(part and part == part.strip() for part in parts):
+        return str(deployment_name)
+    msg = (
+        f"deployment_name must be 'flow-name/deployment-name' (as `prefect deployment ls` "
+        f"shows it), got {deployment_name!r}"
+    )
+    raise DcsValidationError(msg)
+
+
+def default_idempotency_key(deployment_name: str, parameters: dict[str, Any] | None) -> str | None:
+    """The key that makes a retry of the calling flow run find its earlier deployment run."""
+    run_id = _flow_run_id()
+    if run_id is None:
+        return None
+    # default=str: a datetime or UUID parameter hashes the same on every retry.
+    text = json.dumps(parameters or {}, sort_keys=True, separators=(",", ":"), default=str)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{_RECORD_PREFIX}:{run_id}:{deployment_name}:{digest}"
+
+
+@task(
+    name="run-cutover-deployment",
+    task_run_name="run-cutover-deployment-{deployment_name}",
+    cache_policy=NO_CACHE,  # the idempotency key, kept by the server, is what dedupes runs
+)
+async def run_cutover_deployment(
+    deployment_name: str,
+    parameters: dict[str, Any] | None = None,
+    *,
+    timeout_seconds: float = 3600,
+    idempotency_key: str | None = None,
+) -> FlowRun:
+    """Run the deployment `flow-name/deployment-name` once, wait, and return its Completed run.
+
+    Raises `CutoverFailed` if the run ends in any other state or is not final within
+    `timeout_seconds` (it is then left running, not cancelled).
+    """
+    _check_deployment_name(deployment_name)
+    if not timeout_seconds > 0:
+        msg = f"timeout_seconds must be more than 0, got {timeout_seconds}"
+        raise DcsValidationError(msg)
+    logger = get_run_logger()
+    clock = current()
+    began = clock.monotonic()
+    key = idempotency_key or default_idempotency_key(deployment_name, parameters)
+    if key is None:
+        logger.warning("no flow run to derive an idempotency key from: a retry starts a new run")
+    try:
+        # timeout=0: only create (or, by key, find) the run; waiting goes through our clock.
+        flow_run = await arun_deployment(
+            deployment_name, parameters=parameters, timeout=0, idempotency_key=key
+        )
+    except ObjectNotFound:
+        msg = f"no deployment named {deployment_name!r} on this Prefect server"
+        raise DcsValidationError(msg) from None
+    label = f"flow run {flow_run.name!r} ({flow_run.id}) of deployment {deployment_name!r}"
+    logger.info("cutover: %s started or found (idempotency key %s)", label, key)
+    async with get_client() as client:
+        while not (flow_run.state is not None and flow_run.state.is_final()):
+            remaining = began + timeout_seconds - clock.monotonic()
+            if remaining <= 0:
+                still = flow_run.state.name if flow_run.state else "without a state"
+                msg = (
+                    f"{label} did not finish within {timeout_seconds:.0f} s (still {still}); "
+                    f"it was left running"
+                )
+                logger.error("%s", msg)
+                raise CutoverFailed(msg)
+            await clock.sleep(min(DEPLOYMENT_POLL_SECONDS, remaining))
+            flow_run = await client.read_flow_run(flow_run.id)
+    state = flow_run.state
+    if state is None:  # pragma: no cover - the loop above ends only on a final state
+        msg = f"{label} has no state"
+        raise CutoverFailed(msg)
+    if not state.is_completed():
+        detail = f": {state.message}" if state.message else ""
+        msg = f"{label} ended {state.name} ({state.type.value}){detail}"
+        logger.error("%s", msg)
+        raise CutoverFailed(msg)
+    logger.info("cutover: %s completed after %.1f s", label, clock.monotonic() - began)
+    return flow_run
+
+
+__all__ = [
+    "DEPLOYMENT_POLL_SECONDS",
+    "START_GRACE_SECONDS",
+    "cutover_record_name",
+    "default_idempotency_key",
+    "exchange_instance_ip",
+    "rollback_instance_ip",
+    "run_cutover_deployment",
+]
