@@ -19,7 +19,8 @@ DcsError                          catch this to catch all of them
 │   └── MigrationUnreachable      the task could not be read for too many polls in a row
 ├── CutoverError                  the cutover did not happen as asked
 │   ├── CutoverFailed             the IP exchange or cutover deployment ended badly or late
-│   └── CutoverAlreadyRequested   refused: this cutover was requested before (force=True)
+│   ├── CutoverAlreadyRequested   refused: this cutover was requested before (force=True)
+│   └── CutoverRejected           a person rejected the cutover at the approval step
 └── NotificationError             a notification could not be sent (strict mode only)
 ```
 
@@ -206,6 +207,10 @@ class CutoverAlreadyRequested(CutoverError):
     """Refused: this cutover was already requested for the task; pass force=True to repeat."""
 
 
+class CutoverRejected(CutoverError):
+    """A person rejected the cutover at the runbook's approval step."""
+
+
 class NotificationError(DcsError):
     """A notification could not be sent (raised only when notifications are strict)."""
 
@@ -323,6 +328,7 @@ __all__ = [
     "CutoverAlreadyRequested",
     "CutoverError",
     "CutoverFailed",
+    "CutoverRejected",
     "DcsApiError",
     "DcsAuthError",
     "DcsBusyError",

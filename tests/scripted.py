@@ -21,6 +21,7 @@ PASSWORD = "redis-canary-Pa55w0rd"
 Step = str | int | Exception
 
 _SHOW = re.compile(r"/v2/[^/]+/migration-task/([^/?]+)(/stats)?$")
+_POST = re.compile(r"/v2/[^/]+/migration-task/([^/?]+)/(exchange-ip|rollback-ip|stop)$")
 _LIST = re.compile(r"/v2/[^/]+/migration-tasks$")
 _ERRORS = {
     404: ("DCS.4133", "The migration task does not exist."),
@@ -44,6 +45,10 @@ class ScriptedDcs:
         # advance_on_list: time moves with each list request (a round of a fan-out watch),
         # and detail reads show what the last list showed.
         self.advance_on_list = advance_on_list
+        # After an exchange-ip POST, detail reads walk through these task_status values.
+        self.exchange_steps = ["EXCHANGING", "EXCHANGING", "EXCHANGE_SUCCESS"]
+        self.posts: Counter[str] = Counter()
+        self._exchange_reads: Counter[str] = Counter()
         self.scripts = {task_id: list(steps) for task_id, steps in scripts.items()}
         self.position: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
@@ -78,6 +83,12 @@ class ScriptedDcs:
     def answer(self, method: str, path: str, query: str = "") -> tuple[int, bytes]:
         """Status code and body for a request; steps advance on detail reads only."""
         with self._lock:
+            if method == "POST" and (post := _POST.search(path)):
+                task_id, action = post.groups()
+                self.posts[action] += 1
+                if action == "stop":
+                    return 200, json.dumps(self.body(task_id, "TERMINATING")).encode()
+                return 204, b""
             if _LIST.search(path):
                 self.requests["list"] += 1
                 params = dict(parse_qsl(query))
@@ -101,7 +112,13 @@ class ScriptedDcs:
         if isinstance(step, int):
             code, msg = _ERRORS.get(step, (None, "error"))
             return step, json.dumps({"error_code": code, "error_msg": msg}).encode()
-        return 200, json.dumps(self.body(task_id, step)).encode()
+        body = self.body(task_id, step)
+        if self.posts["exchange-ip"]:
+            with self._lock:
+                reads = self._exchange_reads[task_id]
+                self._exchange_reads[task_id] += 1
+            body["task_status"] = self.exchange_steps[min(reads, len(self.exchange_steps) - 1)]
+        return 200, json.dumps(body).encode()
 
     def _page(self, offset: int, limit: int) -> dict[str, Any]:
         tasks = []

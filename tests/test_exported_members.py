@@ -9,8 +9,9 @@ import flows
 def test_blocks_exports() -> None:
     """`blocks` exports exactly these names, and each of them resolves."""
     assert set(blocks.__all__) == {
-        "AkSkAuth", "AsyncDcsClient", "CutoverAlreadyRequested", "CutoverError", "CutoverFailed",
-        "MigrationUnreachable", "NotificationError", "DcsApiError", "DcsAuthError", "DcsBusyError",
+        "AkSkAuth", "AsyncDcsClient", "CutoverAlreadyRequested", "CutoverError",
+        "CutoverFailed", "CutoverRejected", "MigrationUnreachable", "NotificationError",
+        "DcsApiError", "DcsAuthError", "DcsBusyError",
         "DcsClient", "DcsCredentials", "DcsError", "DcsNotFoundError", "DcsRateLimitedError",
         "DcsServerError", "DcsTransportError", "DcsUnexpectedResponse", "DcsValidationError",
         "IamPasswordAuth", "MigrationError", "MigrationFailed", "MigrationStatus",
@@ -25,7 +26,11 @@ def test_blocks_exports() -> None:
 def test_flows_exports() -> None:
     """`flows` exports exactly these names, and each of them resolves."""
     assert set(flows.__all__) == {
-        "DEFAULT_BLOCK_NAME", "aload_credentials", "fetch_migration_task", "load_credentials",
+        "DEFAULT_BLOCK_NAME", "RunbookSummary", "WatchResult", "aload_credentials",
+        "exchange_instance_ip", "fetch_migration_task", "format_message", "load_credentials",
+        "migration_runbook", "migration_sensor", "notify_migration", "rollback_instance_ip",
+        "run_cutover_deployment", "send_notification", "wait_for_migration_task",
+        "wait_for_migration_tasks",
     }  # fmt: skip
     for name in flows.__all__:
         assert getattr(flows, name) is not None

@@ -1,0 +1,249 @@
+"""`migration_runbook`: wait -> notify -> (approval) -> cutover -> verify -> notify.
+
+Run it by hand from the Prefect UI (every parameter is typed and described, so the UI
+shows a form), on a schedule, from an automation, or as a subflow of a bigger runbook.
+On any failure it notifies, then re-raises, so the run ends Failed with the reason.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from prefect import Flow, flow, get_run_logger
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import State as PrefectState
+from prefect.flow_runs import apause_flow_run
+from prefect.input import RunInput
+from prefect.logging.loggers import flow_run_logger
+from pydantic import BaseModel, Field
+
+from blocks.errors import CutoverFailed, CutoverRejected, DcsError, DcsValidationError
+from blocks.models import EXCHANGE_SUCCESS, MigrationTask
+from flows import clock
+from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials, load_credentials
+from flows.cutover import exchange_instance_ip, run_cutover_deployment
+from flows.notify import notify_migration
+from flows.polling import Until
+from flows.tasks import fetch_migration_task
+from flows.wait import wait_for_migration_task
+
+Cutover = Literal["none", "exchange_ip", "deployment"]
+
+#: Seconds between two checks whether a paused runbook was resumed (Prefect's poll).
+APPROVAL_POLL_SECONDS = 5.0
+
+
+class Approval(RunInput):
+    """The form the Prefect UI shows when the runbook pauses for approval."""
+
+    approve: bool = Field(description="Cut over now? Leave unticked to reject.")
+    comment: str = Field(default="", description="Why, for the log and the notification.")
+
+
+class RunbookSummary(BaseModel):
+    """What the runbook did, secret-free (it is persisted as the run's result)."""
+
+    task_id: str
+    task_name: str | None
+    status: str | None = Field(description="The task's status after the cutover, as sent.")
+    task_status: str | None
+    cutover: Cutover
+    approved_by_comment: str | None = None
+    waited_seconds: float
+    cutover_deployment_run: str | None = None
+
+
+def _check(cutover: Cutover, cutover_deployment: str | None, require_approval: bool) -> None:
+    if cutover == "deployment" and not cutover_deployment:
+        msg = "cutover='deployment' needs cutover_deployment ('flow-name/deployment-name')"
+        raise DcsValidationError(msg)
+    if cutover != "deployment" and cutover_deployment:
+        msg = f"cutover_deployment {cutover_deployment!r} is set but cutover is {cutover!r}"
+        raise DcsValidationError(msg)
+    if require_approval and cutover == "none":
+        msg = "require_approval asks to approve a cutover, but cutover is 'none'"
+        raise DcsValidationError(msg)
+
+
+async def _approve(task: MigrationTask, timeout_seconds: int) -> str:
+    logger = get_run_logger()
+    logger.info(
+        "waiting up to %d s for approval of the cutover of %s: resume the run in the UI",
+        timeout_seconds,
+        task.describe(),
+    )
+    answer = await apause_flow_run(
+        wait_for_input=Approval,
+        timeout=timeout_seconds,
+        # Prefect sleeps with anyio, which takes a float; its annotation says int.
+        poll_interval=cast(int, APPROVAL_POLL_SECONDS),
+        key=f"approve-cutover-{task.task_id}",
+    )
+    if not answer.approve:
+        msg = f"the cutover of {task.describe()} was rejected: {answer.comment or 'no comment'}"
+        raise CutoverRejected(msg)
+    logger.info("cutover approved: %s", answer.comment or "no comment")
+    return str(answer.comment)
+
+
+def _verify(task: MigrationTask, cutover: Cutover) -> None:
+    """The task after the cutover must not have failed, and an exchange must show success."""
+    if task.failed:
+        msg = f"after the cutover, {task.describe()} is in a failure status"
+        raise CutoverFailed(msg)
+    if cutover == "exchange_ip" and (task.task_status or "").upper() != EXCHANGE_SUCCESS:
+        msg = (
+            f"after the IP exchange, {task.describe()} shows task_status "
+            f"{task.task_status!r}, not {EXCHANGE_SUCCESS}"
+        )
+        raise CutoverFailed(msg)
+
+
+def stop_on_cancel(flow: Flow[..., Any], flow_run: FlowRun, state: PrefectState) -> None:
+    """The runbook's cancellation hook: stop the DCS migration only if the run asked to.
+
+    It runs in whatever process handles the cancellation (a worker, the runner), so all
+    it knows comes from the flow run's parameters: the task id and the block name.
+    """
+    logger = flow_run_logger(flow_run)
+    parameters = flow_run.parameters
+    task_id = parameters.get("task_id")
+    if not parameters.get("stop_migration_on_cancel"):
+        logger.warning(
+            "run cancelled: DCS migration task %s keeps running (stop_migration_on_cancel "
+            "is off); stop it in the DCS console if that is what you want",
+            task_id,
+        )
+        return
+    block = load_credentials(parameters.get("credentials", DEFAULT_BLOCK_NAME))
+    with block.get_client() as client:
+        task = client.stop_migration_task(str(task_id))
+    logger.warning("run cancelled: stopped DCS migration task %s (%s)", task_id, task.describe())
+
+
+@flow(
+    name="dcs-migration-runbook",
+    flow_run_name="runbook-{task_id}",
+    on_cancellation=[stop_on_cancel],
+)
+async def migration_runbook(
+    task_id: str,
+    credentials: str = DEFAULT_BLOCK_NAME,
+    until: Until = "auto",
+    poll_interval_seconds: float = 15.0,
+    timeout_seconds: float = 86400.0,
+    cutover: Cutover = "none",
+    cutover_deployment: str | None = None,
+    cutover_parameters: dict[str, Any] | None = None,
+    exchanged_ip: list[str] | None = None,
+    is_exchange_domain: bool | None = None,
+    force_cutover: bool = False,
+    require_approval: bool = False,
+    approval_timeout_seconds: int = 3600,
+    notification_blocks: list[str] | None = None,
+    strict_notifications: bool = False,
+    stop_migration_on_cancel: bool = False,
+) -> RunbookSummary:
+    """Wait for a DCS migration, then cut over and tell people.
+
+    Args:
+        task_id: The migration task's ID, as the DCS console shows it.
+        credentials: Name of the DcsCredentials block (a name, never the secrets).
+        until: "auto" (success, failure or ready for cutover), "success", or
+            "ready_for_cutover".
+        poll_interval_seconds: Seconds between two looks at the task.
+        timeout_seconds: Give up waiting after this many seconds.
+        cutover: "none", "exchange_ip" (swap the instances' IPs), or "deployment" (run
+            your own cutover deployment).
+        cutover_deployment: With cutover="deployment": "flow-name/deployment-name".
+        cutover_parameters: Parameters for the cutover deployment (default: the task_id).
+        exchanged_ip: With cutover="exchange_ip": the IPs to exchange (DCS default if empty).
+        is_exchange_domain: With cutover="exchange_ip": also exchange the domain names.
+        force_cutover: Exchange IPs even if an exchange was already requested for this task.
+        require_approval: Pause before the cutover until someone approves it in the UI.
+        approval_timeout_seconds: Fail if nobody answers the approval within this time.
+        notification_blocks: Notification blocks as "block-type/block-name".
+        strict_notifications: Fail the run if a notification cannot be sent.
+        stop_migration_on_cancel: Stop the DCS migration when this run is cancelled
+            (default: the migration keeps running, and the log says so).
+    """
+    _check(cutover, cutover_deployment, require_approval)
+    logger = get_run_logger()
+    blocks_ = notification_blocks or []
+    time = clock.current()
+    started: datetime = time.now()
+    began = time.monotonic()
+    last: MigrationTask | None = None
+
+    async def tell(event: str, task: MigrationTask, detail: str | None = None) -> None:
+        await notify_migration(
+            task,
+            event=event,
+            notification_blocks=blocks_,
+            strict=strict_notifications,
+            started_at=started,
+            ended_at=clock.current().now(),
+            detail=detail,
+        )
+
+    try:
+        last = await wait_for_migration_task(
+            task_id,
+            credentials,
+            until=until,
+            poll_interval_seconds=poll_interval_seconds,
+            timeout_seconds=timeout_seconds,
+        )
+        waited = time.monotonic() - began
+        await tell("ready for cutover" if last.ready_for_cutover else "succeeded", last)
+        comment = None
+        deployment_run = None
+        if cutover != "none":
+            if require_approval:
+                comment = await _approve(last, approval_timeout_seconds)
+            if cutover == "exchange_ip":
+                last = await exchange_instance_ip(
+                    task_id,
+                    credentials,
+                    exchanged_ip=exchanged_ip,
+                    is_exchange_domain=is_exchange_domain,
+                    force=force_cutover,
+                )
+            else:
+                run = await run_cutover_deployment(
+                    str(cutover_deployment), cutover_parameters or {"task_id": task_id}
+                )
+                deployment_run = run.name
+            last = fetch_migration_task(task_id, await aload_credentials(credentials))
+            _verify(last, cutover)
+            await tell("cutover done", last)
+    except Exception as error:
+        logger.error("runbook for migration task %s failed: %s", task_id, error)
+        if last is None:
+            last = MigrationTask(task_id=task_id)
+        try:
+            await tell("failed", last, detail=f"{type(error).__name__}: {error}")
+        except DcsError as notify_error:  # strict notifications: the first error stays the story
+            logger.error("and the failure notification failed too: %s", notify_error)
+        raise
+    return RunbookSummary(
+        task_id=task_id,
+        task_name=last.task_name,
+        status=last.raw_status,
+        task_status=last.task_status,
+        cutover=cutover,
+        approved_by_comment=comment,
+        waited_seconds=round(waited, 3),
+        cutover_deployment_run=deployment_run,
+    )
+
+
+__all__ = [
+    "APPROVAL_POLL_SECONDS",
+    "Approval",
+    "Cutover",
+    "RunbookSummary",
+    "migration_runbook",
+    "stop_on_cancel",
+]

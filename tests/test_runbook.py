@@ -1,0 +1,216 @@
+"""migration_runbook end to end in-process: wait, notify, approve, cut over, verify, notify."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import aresume_flow_run
+from prefect.states import Cancelled
+
+import flows.runbook
+from blocks.credentials import DcsCredentials
+from blocks.errors import CutoverRejected, DcsValidationError, MigrationFailed
+from flows.clock import FakeTime, use_time
+from flows.runbook import RunbookSummary, migration_runbook, stop_on_cancel
+from tests.conftest import StubDcs
+from tests.scripted import PASSWORD, ScriptedDcs, Step
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+TOKEN = "runbook-token-canary-5e7a"
+
+
+class World:
+    """A scripted DCS and a notification sink on loopback, with blocks saved for both."""
+
+    def __init__(self, dcs_stub: StubDcs, sink: StubDcs) -> None:
+        self.task_id = uuid.uuid4().hex  # exactly-once records are per task: one per test
+        self.dcs_stub = dcs_stub
+        self.sink = sink
+        self.dcs = ScriptedDcs({})
+        self.block = f"runbook-{self.task_id[:8]}"
+        self.notify = f"custom-webhook/sink-{self.task_id[:8]}"
+
+    async def setup(self, steps: list[Step]) -> None:
+        self.dcs.scripts[self.task_id] = steps
+        self.dcs_stub.handler = self.dcs.stub_handler
+        self.sink.handler = lambda *_: (200, {}, b"{}")
+        await DcsCredentials(endpoint=self.dcs_stub.url, project_id="project-1", token=TOKEN).asave(
+            self.block, overwrite=True
+        )
+        await CustomWebhookNotificationBlock(
+            name="sink",
+            url=f"{self.sink.url}/hook",
+            json_data={"subject": "{{subject}}", "body": "{{body}}"},
+            allow_private_urls=True,
+        ).asave(self.notify.split("/", 1)[1], overwrite=True)
+
+    def run(self, **parameters: Any) -> Any:
+        defaults = {
+            "task_id": self.task_id,
+            "credentials": self.block,
+            "notification_blocks": [self.notify],
+        }
+        return migration_runbook(**{**defaults, **parameters})
+
+    def notifications(self) -> list[str]:
+        """The subjects the sink received, in order."""
+        return [json.loads(body)["subject"] for _, _, _, body in self.sink.requests]
+
+    def bodies(self) -> str:
+        return " ".join(body.decode() for _, _, _, body in self.sink.requests)
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    """Fresh DCS and sink servers, and time that moves only when the runbook waits."""
+    with StubDcs() as dcs, StubDcs() as sink, use_time(FakeTime()):
+        yield World(dcs, sink)
+
+
+async def test_incremental_migration_cut_over_by_ip_exchange(world: World) -> None:
+    """Ready for cutover -> one IP exchange -> verified -> 'ready' and 'done' notifications."""
+    await world.setup(["RUNNING", "FULLMIGRATING", "INCRMIGEATING"])
+    summary: RunbookSummary = await world.run(cutover="exchange_ip")
+    assert summary.task_status == "EXCHANGE_SUCCESS"
+    assert summary.status == "INCRMIGEATING"
+    assert world.dcs.posts["exchange-ip"] == 1
+    subjects = world.notifications()
+    assert len(subjects) == 2
+    assert "ready for cutover" in subjects[0]
+    assert "cutover done" in subjects[1]
+    assert PASSWORD not in world.bodies()
+    assert TOKEN not in world.bodies()
+
+
+async def test_no_cutover_just_waits_and_notifies(world: World) -> None:
+    """cutover='none' waits for success and sends one notification; nothing is exchanged."""
+    await world.setup(["MIGRATING", "SUCCESS"])
+    summary: RunbookSummary = await world.run()
+    assert summary.status == "SUCCESS"
+    assert world.dcs.posts == {}
+    assert len(world.notifications()) == 1
+
+
+async def test_a_failed_migration_notifies_and_fails(world: World) -> None:
+    """A failure status fails the run with MigrationFailed after a 'failed' notification."""
+    await world.setup(["MIGRATING", "FAILED"])
+    with pytest.raises(MigrationFailed):
+        await world.run(cutover="exchange_ip")
+    assert world.dcs.posts == {}
+    (subject,) = world.notifications()
+    assert "failed" in subject
+
+
+@pytest.mark.parametrize(
+    ("parameters", "fragment"),
+    [
+        pytest.param({"cutover": "deployment"}, "needs cutover_deployment", id="no-deployment"),
+        pytest.param(
+            {"cutover": "exchange_ip", "cutover_deployment": "a/b"}, "is set but", id="stray"
+        ),
+        pytest.param({"require_approval": True}, "cutover is 'none'", id="approve-nothing"),
+    ],
+)
+async def test_inconsistent_parameters_are_refused_up_front(
+    world: World, parameters: dict[str, Any], fragment: str
+) -> None:
+    """Parameters that cannot work together fail before any request, naming the problem."""
+    await world.setup(["SUCCESS"])
+    with pytest.raises(DcsValidationError, match=fragment):
+        await world.run(**parameters)
+    assert world.dcs.requests == {}
+
+
+async def _paused_run_id() -> uuid.UUID:
+    """The id of the runbook run once it is paused (bounded wait on the Prefect API)."""
+    async with get_client() as client:
+        for _ in range(400):
+            runs = await client.read_flow_runs(sort="START_TIME_DESC", limit=5)
+            for run in runs:
+                if run.name.startswith("runbook-") and run.state_type == StateType.PAUSED:
+                    return run.id
+            await asyncio.sleep(0.05)
+    msg = "the runbook never paused"
+    raise AssertionError(msg)
+
+
+@pytest.fixture
+def quick_approval_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Check for the approval every 50 ms instead of every 5 s."""
+    monkeypatch.setattr(flows.runbook, "APPROVAL_POLL_SECONDS", 0.05)
+
+
+@pytest.mark.usefixtures("quick_approval_poll")
+@pytest.mark.parametrize("approve", [True, False], ids=["approve", "reject"])
+async def test_approval_gate(world: World, approve: bool) -> None:
+    """The runbook pauses for a form; approving cuts over once, rejecting never does."""
+    await world.setup(["INCRMIGEATING"])
+    run = asyncio.create_task(world.run(cutover="exchange_ip", require_approval=True))
+    run_id = await _paused_run_id()
+    assert world.dcs.posts["exchange-ip"] == 0  # nothing happens before the answer
+    await aresume_flow_run(run_id, run_input={"approve": approve, "comment": "change 4711"})
+    if approve:
+        summary = await run
+        assert summary.approved_by_comment == "change 4711"
+        assert world.dcs.posts["exchange-ip"] == 1
+    else:
+        with pytest.raises(CutoverRejected, match="change 4711"):
+            await run
+        assert world.dcs.posts["exchange-ip"] == 0
+        assert "failed" in world.notifications()[-1]
+
+
+@pytest.mark.usefixtures("quick_approval_poll")
+async def test_approval_timeout_fails_without_cutover(world: World) -> None:
+    """Nobody answers within approval_timeout_seconds: the run fails, nothing is exchanged."""
+    await world.setup(["INCRMIGEATING"])
+    with pytest.raises(FlowPauseTimeout):
+        await world.run(cutover="exchange_ip", require_approval=True, approval_timeout_seconds=1)
+    assert world.dcs.posts["exchange-ip"] == 0
+
+
+@pytest.mark.parametrize("stop", [True, False], ids=["stop", "keep-running"])
+async def test_cancellation_stops_the_migration_only_when_asked(
+    world: World, stop: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The cancel hook stops the DCS migration if stop_migration_on_cancel, else leaves it."""
+    await world.setup(["INCRMIGEATING"])
+    flow_run = FlowRun(
+        name="runbook-cancelled",
+        flow_id=uuid.uuid4(),
+        parameters={
+            "task_id": world.task_id,
+            "credentials": world.block,
+            "stop_migration_on_cancel": stop,
+        },
+    )
+    await asyncio.to_thread(stop_on_cancel, migration_runbook, flow_run, Cancelled())
+    assert world.dcs.posts["stop"] == (1 if stop else 0)
+    said = " ".join(record.getMessage() for record in caplog.records)
+    assert ("stopped DCS migration task" if stop else "keeps running") in said
+
+
+def test_the_ui_form_has_a_typed_described_field_per_parameter() -> None:
+    """Each runbook parameter has a type and a description in the flow's parameter schema."""
+    schema = migration_runbook.parameters.model_dump()
+    properties = schema["properties"]
+    for name in (
+        "task_id", "credentials", "until", "poll_interval_seconds", "timeout_seconds",
+        "cutover", "cutover_deployment", "require_approval", "notification_blocks",
+        "stop_migration_on_cancel",
+    ):  # fmt: skip
+        assert properties[name].get("description"), name
+    assert properties["cutover"]["enum"] == ["none", "exchange_ip", "deployment"]
+    assert properties["credentials"]["default"] == "dcs"
+    assert properties["require_approval"]["default"] is False
+    assert schema["required"] == ["task_id"]
