@@ -83,6 +83,7 @@ DEPLOYMENT_POLL_SECONDS = 5.0
 
 _RECORD_PREFIX = "dcs-cutover"
 _RECORD_TAGS = ["dcs-cutover"]
+_MAX_DETAIL = 2000
 # Stopping incremental sync is part of many cutovers, so TERMINATED is not a failure here.
 _TASK_FAILED_STATUSES = frozenset(
     {
@@ -217,6 +218,9 @@ class _Cutover:
             "updated_at": current().now().isoformat(),
             **extra,
         }
+        if isinstance(record.get("detail"), str):
+            # Prefect caps a variable's value at 5,000 characters of JSON.
+            record["detail"] = record["detail"][:_MAX_DETAIL]
         try:
             if await self.prefect.read_variable_by_name(self.record_name) is None:
                 await self.prefect.create_variable(
@@ -243,9 +247,9 @@ class _Cutover:
             f"{self.subject} was already requested (record {self.record_name}: state "
             f"{record.get('state')!r}, requested at {record.get('requested_at')} by flow run "
             f"{record.get('flow_run_id')}), and DCS now shows task_status "
-            f"{_task_status(task)!r} (status {task.raw_status!r}), not an exchange under way "
-            f"or done; it was not requested again. Check the addresses in the DCS console, "
-            f"then pass force=True to request it anyway"
+            f"{_task_status(task)!r} (status {task.raw_status!r}), neither {EXCHANGING} nor "
+            f"{self.action.success}; it was not requested again. Check the instances' addresses "
+            f"in the DCS console, then pass force=True to request it anyway"
         )
         return CutoverAlreadyRequested(msg)
 
@@ -546,7 +550,10 @@ async def run_cutover_deployment(
     """Run the deployment `flow-name/deployment-name` once, wait, and return its Completed run.
 
     Raises `CutoverFailed` if the run ends in any other state or is not final within
-    `timeout_seconds` (it is then left running, not cancelled).
+    `timeout_seconds` (it is then left running, not cancelled). The default idempotency key
+    is the calling flow run's id, the deployment name and a hash of `parameters`, so a
+    retry of the calling flow run gets back the same deployment run, even a failed one;
+    pass a new `idempotency_key` to start another on purpose.
     """
     _check_deployment_name(deployment_name)
     if not timeout_seconds > 0:
