@@ -125,7 +125,8 @@ class ScriptedDcs:
         for task_id in self.scripts:
             step = self.status_of(task_id)
             if isinstance(step, str):
-                tasks.append({"task_id": task_id, "task_name": f"m-{task_id}", "status": step})
+                name = f"migration-{task_id}"
+                tasks.append({"task_id": task_id, "task_name": name, "status": step})
         page = tasks[offset : offset + limit]
         if self.advance_on_list and offset + limit >= len(tasks):
             for task_id in self.scripts:  # the round is over once its last page is read

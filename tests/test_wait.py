@@ -147,16 +147,35 @@ async def test_artifacts_progress_and_timeline(stub_dcs: StubDcs, fake_time: Fak
     assert '"to": "SUCCESS"' in str(kinds["table"].data)
 
 
-async def test_secrets_are_nowhere_in_prefect(stub_dcs: StubDcs, fake_time: FakeTime) -> None:
-    """Token and Redis password appear in no log, artifact, parameter, task run or result."""
+SECRET_KEY = "wait-secret-key-canary-3b8f"
+
+
+@pytest.mark.parametrize(
+    ("auth", "secret"),
+    [
+        pytest.param({"token": TOKEN}, TOKEN, id="token"),
+        pytest.param({"access_key": "AKWAIT", "secret_key": SECRET_KEY}, SECRET_KEY, id="aksk"),
+    ],
+)
+async def test_secrets_are_nowhere_in_prefect(
+    stub_dcs: StubDcs,
+    fake_time: FakeTime,
+    asserting_events_worker: EventsWorker,  # noqa: F811
+    auth: dict[str, str],
+    secret: str,
+) -> None:
+    """Credentials and Redis password appear in no log, event, artifact, parameter or result."""
     serve(stub_dcs, {TASK: ["FULLMIGRATING", "FULLMIGRATING", "SUCCESS"]})
-    state = await wait_for_migration_task(TASK, block_for(stub_dcs), return_state=True)
+    block = DcsCredentials(endpoint=stub_dcs.url, project_id="project-1", **auth)
+    state = await wait_for_migration_task(TASK, block, return_state=True)
     result = await state.result()
     records = await read_records(state.state_details.flow_run_id)
-    everything = records.text() + result.model_dump_json() + repr(result)
+    events = " ".join(e.model_dump_json() for e in events_of(asserting_events_worker))
+    everything = records.text() + events + result.model_dump_json() + repr(result)
     assert PASSWORD not in everything
-    assert TOKEN not in everything
+    assert secret not in everything
     assert records.flow_run.parameters["task_id"] == TASK  # the parameters were read
+    assert len(records.artifacts) == 2  # and the artifacts, which were searched too
 
 
 async def test_usable_as_a_subflow(stub_dcs: StubDcs, fake_time: FakeTime) -> None:
