@@ -6,9 +6,9 @@ DcsClient`) does not pay for importing Prefect; only `DcsCredentials` needs it.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from blocks._lazy import lazy_attributes
 from blocks._version import __version__
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     )
     from blocks.models import MigrationStatus, MigrationTask
     from blocks.retry import RetryPolicy
+    from blocks.settings import DcsSettings
 
 _LAZY = {
     "AkSkAuth": "blocks.auth",
@@ -47,6 +48,7 @@ _LAZY = {
     "AsyncDcsClient": "blocks.client",
     "DcsClient": "blocks.client",
     "DcsCredentials": "blocks.credentials",
+    "DcsSettings": "blocks.settings",
     "DcsApiError": "blocks.errors",
     "NotificationError": "blocks.errors",
     "MigrationUnreachable": "blocks.errors",
@@ -73,19 +75,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module 'blocks' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    # `prefect block register -m blocks` finds blocks through dir(): list the lazy names.
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_attributes("blocks", _LAZY, globals())
 
 
 __all__ = [
@@ -104,6 +94,7 @@ __all__ = [
     "DcsNotFoundError",
     "DcsRateLimitedError",
     "DcsServerError",
+    "DcsSettings",
     "DcsTransportError",
     "DcsUnexpectedResponse",
     "DcsValidationError",

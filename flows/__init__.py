@@ -1,12 +1,46 @@
-"""Prefect tasks and flows for DCS data migrations: fetch, wait, cut over, notify, sense."""
+"""Prefect tasks and flows for DCS data migrations: fetch, wait, cut over, notify, sense.
 
-from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials, load_credentials
-from flows.cutover import exchange_instance_ip, rollback_instance_ip, run_cutover_deployment
-from flows.notify import format_message, notify_migration, send_notification
-from flows.runbook import RunbookSummary, migration_runbook
-from flows.sensor import migration_sensor
-from flows.tasks import fetch_migration_task
-from flows.wait import WatchResult, wait_for_migration_task, wait_for_migration_tasks
+Names are loaded on first use, so `flows.polling` and `flows.cli` (whose `status` command
+must answer fast) do not pay for importing Prefect until a flow is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from blocks._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials, load_credentials
+    from flows.cutover import exchange_instance_ip, rollback_instance_ip, run_cutover_deployment
+    from flows.notify import format_message, notify_migration, send_notification
+    from flows.runbook import RunbookSummary, migration_runbook
+    from flows.sensor import migration_sensor
+    from flows.tasks import fetch_migration_task
+    from flows.wait import WatchResult, wait_for_migration_task, wait_for_migration_tasks
+
+_LAZY = {
+    "DEFAULT_BLOCK_NAME": "flows.credentials",
+    "aload_credentials": "flows.credentials",
+    "load_credentials": "flows.credentials",
+    "exchange_instance_ip": "flows.cutover",
+    "rollback_instance_ip": "flows.cutover",
+    "run_cutover_deployment": "flows.cutover",
+    "format_message": "flows.notify",
+    "notify_migration": "flows.notify",
+    "send_notification": "flows.notify",
+    "RunbookSummary": "flows.runbook",
+    "migration_runbook": "flows.runbook",
+    "migration_sensor": "flows.sensor",
+    "fetch_migration_task": "flows.tasks",
+    "WatchResult": "flows.wait",
+    "wait_for_migration_task": "flows.wait",
+    "wait_for_migration_tasks": "flows.wait",
+}
+
+
+__getattr__, __dir__ = lazy_attributes("flows", _LAZY, globals())
+
 
 __all__ = [
     "DEFAULT_BLOCK_NAME",

@@ -15,6 +15,7 @@ from pydantic import SecretStr, ValidationError
 from blocks.auth import AkSkAuth, IamPasswordAuth, TokenAuth
 from blocks.client import AsyncDcsClient, DcsClient
 from blocks.credentials import DcsCredentials
+from blocks.settings import DcsSettings
 
 PROJECT = "0605767f8d00d5a52f4bc01f1b2d5ac5"
 SECRET_KEY = "sk-canary-0d7e1f5a9b"
@@ -163,3 +164,27 @@ def test_the_block_type_is_found_through_the_collections_entry_point() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     ).stdout
     assert out.strip().endswith("blocks.credentials")
+
+
+def test_settings_from_the_environment_without_prefect() -> None:
+    """DCS_* variables build the same validated settings, and importing them needs no Prefect."""
+    code = (
+        "import sys; from blocks.settings import DcsSettings;"
+        "s = DcsSettings.from_env();"
+        "print(s.auth_method, s.dcs_endpoint, 'prefect' in sys.modules)"
+    )
+    env = {
+        "DCS_REGION": "cn-north-4", "DCS_PROJECT_ID": PROJECT,
+        "DCS_ACCESS_KEY": "AK", "DCS_SECRET_KEY": SECRET_KEY, "PATH": "",
+    }  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert out.split() == ["aksk", "https://dcs.cn-north-4.myhuaweicloud.com", "False"]
+
+
+def test_settings_from_the_environment_name_a_bad_value() -> None:
+    """A bad DCS_* value is a validation error that names the field."""
+    with pytest.raises(ValidationError, match="endpoint"):
+        DcsSettings.from_env({"DCS_ENDPOINT": "http://dcs.example.com", "DCS_TOKEN": "t",
+                              "DCS_PROJECT_ID": PROJECT})  # fmt: skip
