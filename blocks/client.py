@@ -286,8 +286,17 @@ class _BaseDcsClient:
             if call.task_id
             else (call.operation)
         )
+        if isinstance(error, httpx.LocalProtocolError):
+            # Its text quotes the offending header, which may be a credential.
+            msg = (
+                f"{subject} in project {self.project_id!r} could not be sent: a header is not "
+                f"valid HTTP (a credential with a line break?)"
+            )
+            return DcsTransportError(msg, operation=call.operation, task_id=call.task_id)
+        # The host that did not answer: DCS, or IAM while fetching a token.
+        host = error.request.url.host if _has_request(error) else self.endpoint
         msg = (
-            f"{subject} in project {self.project_id!r} got no answer from {self.endpoint} "
+            f"{subject} in project {self.project_id!r} got no answer from {host} "
             f"after {attempt.number} attempt(s): {type(error).__name__}: {error}"
         )
         return DcsTransportError(msg, operation=call.operation, task_id=call.task_id)
@@ -344,6 +353,14 @@ class _BaseDcsClient:
             project_id=self.project_id,
             request_id=response.headers.get("x-request-id"),
         )
+
+
+def _has_request(error: httpx.RequestError) -> bool:
+    try:
+        error.request  # noqa: B018 - httpx raises when the error has no request
+    except RuntimeError:
+        return False
+    return True
 
 
 def _expect(value: _M | None) -> _M:

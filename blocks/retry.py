@@ -67,6 +67,8 @@ def is_retryable(error: DcsError | httpx.RequestError, *, idempotent: bool) -> b
     A 5xx or a timeout after sending may hide a request that did act, so those are retried
     for idempotent calls only. 400/401/403/404 are never retried.
     """
+    if isinstance(error, httpx.LocalProtocolError):  # a request we cannot send as it is
+        return False
     if isinstance(error, NOT_SENT_ERRORS):
         return True
     if isinstance(error, httpx.TransportError):

@@ -14,7 +14,16 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from typing_extensions import Self
 
 from blocks.auth import AkSkAuth, IamPasswordAuth, TokenAuth
@@ -124,6 +133,25 @@ class DcsSettings(BaseModel):
 
     _auth: httpx.Auth | None = PrivateAttr(default=None)
 
+    # A validation error must never echo what was typed: it may be a secret.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    @field_validator(
+        "token", "access_key", "secret_key", "security_token", "iam_username", "iam_domain_name"
+    )
+    @classmethod
+    def _one_clean_line(cls, value: Any, info: ValidationInfo) -> Any:
+        # A pasted token often ends in a line break; inside an HTTP header that is refused,
+        # and the refusal would quote the header, token and all.
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(text, str):
+            return value
+        stripped = text.strip()
+        if any(ord(char) < 32 or ord(char) == 127 for char in stripped):
+            msg = f"{info.field_name} contains a control character (a line break?); set it again"
+            raise ValueError(msg)
+        return SecretStr(stripped) if isinstance(value, SecretStr) else stripped
+
     @field_validator("project_id")
     @classmethod
     def _project_id_is_set(cls, value: str) -> str:
@@ -135,10 +163,10 @@ class DcsSettings(BaseModel):
 
     @field_validator("endpoint", "iam_endpoint")
     @classmethod
-    def _endpoint_is_safe(cls, value: str | None, info: Any) -> str | None:
+    def _endpoint_is_safe(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or not value.strip():
             return None
-        return check_endpoint(info.field_name, value.strip())
+        return check_endpoint(str(info.field_name), value.strip())
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> Self:

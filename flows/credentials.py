@@ -10,7 +10,14 @@ from blocks.errors import DcsValidationError
 DEFAULT_BLOCK_NAME = "dcs"
 
 
-def _not_found(name: str, error: ValueError) -> DcsValidationError:
+def _not_found(name: str, error: Exception) -> DcsValidationError:
+    if isinstance(error, RuntimeError):
+        # Prefect found the document, but it no longer validates (edited in the UI, say).
+        msg = (
+            f"the DcsCredentials block {name!r} exists but is not valid: {error}; fix it in "
+            f"the Prefect UI (Blocks) or save it again"
+        )
+        return DcsValidationError(msg)
     msg = (
         f"no DcsCredentials block named {name!r} could be loaded ({error}); create it in the "
         f"Prefect UI (Blocks > DCS Credentials) or with "
@@ -39,7 +46,7 @@ def load_credentials(credentials: str | DcsCredentials = DEFAULT_BLOCK_NAME) -> 
         # plain `load` would hand back a coroutine.
         block = DcsCredentials.load(checked, _sync=True)  # type: ignore[call-arg]
         return cast(DcsCredentials, block)
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:
         raise _not_found(checked, exc) from None
 
 
@@ -52,7 +59,7 @@ async def aload_credentials(
         return checked
     try:
         return await DcsCredentials.aload(checked)
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:
         raise _not_found(checked, exc) from None
 
 

@@ -20,10 +20,11 @@ result being stored would leave nothing cached, and the retry would POST again. 
    create-only call, so of two workers racing only one gets to send. A crash after the record
    and before (or during) the POST leaves a record and no exchange: the next run refuses
    instead of guessing, and a human checks DCS and passes `force=True`.
-4. **Outcome last**: the record becomes "succeeded" or "failed" (the exchange ended badly, or
-   DCS refused the request); it stays "requested" when the outcome is unknown (deadline
-   passed, DCS unreadable). `force=True` skips the refusal and overwrites the record, but
-   still never sends while DCS shows `EXCHANGING`.
+4. **Outcome last**: the record becomes "succeeded", "failed" (the exchange ended badly) or
+   "refused" (DCS, its gateway or IAM refused the request before it acted: a new request is
+   then allowed without `force`, since nothing was switched); it stays "requested" when the
+   outcome is unknown (deadline passed, DCS unreadable). `force=True` skips the refusal and
+   overwrites the record, but still never sends while DCS shows `EXCHANGING`.
 5. A rollback (`rollback-ip`) has its own record and does not clear the exchange's: exchanging
    again after a rollback is a deliberate act, made with `force=True`.
 
@@ -75,6 +76,8 @@ if TYPE_CHECKING:
 
     from prefect.logging.loggers import LoggingAdapter
 
+#: The record state of a request refused before it acted: it does not block the next one.
+REFUSED = "refused"
 #: How long DCS may keep showing the task_status it had before the request (it does, for a
 #: moment) before the switch counts as not started.
 START_GRACE_SECONDS = 120.0
@@ -84,8 +87,9 @@ DEPLOYMENT_POLL_SECONDS = 5.0
 _RECORD_PREFIX = "dcs-cutover"
 _RECORD_TAGS = ["dcs-cutover"]
 _MAX_DETAIL = 2000
-# Stopping incremental sync is part of many cutovers, so TERMINATED is not a failure here.
-_TASK_FAILED_STATUSES = frozenset(
+#: Task statuses that mean a cutover went wrong. Stopping incremental sync is part of many
+#: cutovers, so TERMINATED is not one of them.
+CUTOVER_FAILURE_STATUSES = frozenset(
     {
         MigrationStatus.FAILED,
         MigrationStatus.MIGRATION_FAILED,
@@ -273,15 +277,16 @@ class _Cutover:
                 return _Outcome(task, "succeeded")
             if status == EXCHANGING:
                 started = True
-            elif started or status not in (baseline, None):
+            elif status is not None and (started or status != baseline):
                 return self.failed(task, f"ended with task_status {status!r}")
-            elif clock.monotonic() - requested_at >= START_GRACE_SECONDS:
+            # A blank task_status says nothing either way: keep following (until the deadline).
+            elif not started and clock.monotonic() - requested_at >= START_GRACE_SECONDS:
                 reason = (
                     f"did not start: DCS still shows task_status {status!r} "
                     f"{START_GRACE_SECONDS:.0f} s after the request"
                 )
                 return self.failed(task, reason)
-            if task.status in _TASK_FAILED_STATUSES and task.status != baseline_status:
+            if task.status in CUTOVER_FAILURE_STATUSES and task.status != baseline_status:
                 return self.failed(task, f"failed: the migration task became {task.raw_status!r}")
             remaining = deadline - clock.monotonic()
             if remaining <= 0:
@@ -375,6 +380,11 @@ async def _switch(
             )
             return await _finish(cut, before, started=True, requested_at=clock.monotonic())
 
+        existing = record is not None
+        if record is not None and record.get("state") == REFUSED:
+            # The last request was refused before it acted: nothing to guard against.
+            logger.info("%s: the last request was refused; requesting again", cut.subject)
+            record = None
         if record is not None and not force:
             refusal = cut.refusal(record, before)
             logger.error("%s", refusal)
@@ -392,7 +402,7 @@ async def _switch(
             )
 
         intent = cut.new_record("requested", shown)
-        if not await cut.claim(intent, overwrite=record is not None):
+        if not await cut.claim(intent, overwrite=existing):
             raced = await cut.read_record() or {}
             refusal = cut.refusal(raced, before)
             logger.error("%s (another run recorded it a moment ago)", refusal)
@@ -407,9 +417,10 @@ async def _switch(
                 await dcs.rollback_exchange_instance_ip(task_id)
         except DcsApiError as exc:
             if 400 <= exc.status_code < 500 and exc.status_code != 408:
-                # DCS (or its gateway) refused before acting: certainly not switched.
-                msg = f"{cut.subject} was refused by DCS: {exc}"
-                await cut.save("failed", shown, detail=msg)
+                # Refused before acting (by DCS, its gateway, or IAM for the token): certainly
+                # not switched, so the record does not block the next request.
+                msg = f"{cut.subject} was refused, nothing was switched: {exc}"
+                await cut.save(REFUSED, shown, detail=msg)
                 logger.error("%s", msg)
                 raise CutoverFailed(msg) from exc
             # A 5xx may hide a switch that did start: find out by following, never resend.
@@ -602,7 +613,9 @@ async def run_cutover_deployment(
 
 
 __all__ = [
+    "CUTOVER_FAILURE_STATUSES",
     "DEPLOYMENT_POLL_SECONDS",
+    "REFUSED",
     "START_GRACE_SECONDS",
     "cutover_record_name",
     "default_idempotency_key",

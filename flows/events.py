@@ -13,11 +13,16 @@ Every event concerns the resource `dcs.migration-task.<task_id>`:
 The payload holds `task_id`, `task_name`, `project_id`, `old_status`, `new_status`,
 `task_status`, `migration_type` and `migration_method`: names and states, never a secret.
 An automation picks the task id out with `{{ event.payload.task_id }}`.
+
+The resource's `dcs.emitter` label says who saw the change: `sensor` (the scheduled
+`migration_sensor`, once per change) or `watch` (a wait flow, which reports what it sees
+from its first look on). An automation that starts a runbook must match
+`dcs.emitter: sensor`: the runbook's own watch would otherwise trigger it again, and again.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from prefect.events import Event, emit_event
 
@@ -29,13 +34,17 @@ SUCCEEDED = "dcs.migration.succeeded"
 FAILED = "dcs.migration.failed"
 TIMED_OUT = "dcs.migration.timed-out"
 RESOURCE_PREFIX = "dcs.migration-task."
+Emitter = Literal["sensor", "watch"]
 
 
-def resource(task_id: str, task_name: str | None, project_id: str | None) -> dict[str, str]:
-    """The Prefect resource that stands for one DCS migration task."""
+def resource(
+    task_id: str, task_name: str | None, project_id: str | None, emitter: Emitter
+) -> dict[str, str]:
+    """The Prefect resource that stands for one DCS migration task, as `emitter` saw it."""
     labels = {
         "prefect.resource.id": f"{RESOURCE_PREFIX}{task_id}",
         "prefect.resource.name": task_name or task_id,
+        "dcs.emitter": emitter,
     }
     if project_id:
         labels["dcs.project-id"] = project_id
@@ -70,11 +79,14 @@ def transition_payload(
 
 
 def emit_transition(
-    task: MigrationTask | MigrationTaskSummary, old_status: str | None, project_id: str | None
+    task: MigrationTask | MigrationTaskSummary,
+    old_status: str | None,
+    project_id: str | None,
+    emitter: Emitter,
 ) -> list[Event]:
     """Emit `status-changed`, then the outcome event the new status calls for, if any."""
     task_id = task.task_id or "unknown"
-    labels = resource(task_id, task.task_name, project_id)
+    labels = resource(task_id, task.task_name, project_id, emitter)
     payload = transition_payload(task, old_status, project_id)
     names = [STATUS_CHANGED]
     if (outcome := outcome_event(task)) is not None:
@@ -99,7 +111,8 @@ def emit_timed_out(
         "new_status": last_status,
         "timeout_seconds": timeout_seconds,
     }
-    return emit_event(TIMED_OUT, resource=resource(task_id, task_name, project_id), payload=payload)
+    labels = resource(task_id, task_name, project_id, "watch")
+    return emit_event(TIMED_OUT, resource=labels, payload=payload)
 
 
 __all__ = [
@@ -109,6 +122,7 @@ __all__ = [
     "STATUS_CHANGED",
     "SUCCEEDED",
     "TIMED_OUT",
+    "Emitter",
     "emit_timed_out",
     "emit_transition",
     "outcome_event",

@@ -372,10 +372,11 @@ async def send_notification(
 ) -> dict[str, str]:
     """Send through each saved notification block `"<type-slug>/<name>"`; say how each went.
 
-    Returns `{block_name: "sent" | "failed: <ExceptionType>"}`. A block that fails does not
-    stop the others; with `strict=True` a `NotificationError` follows once all were tried.
-    A malformed name, a missing block or one that is not a notification block raises
-    `DcsValidationError` before anything is sent.
+    Returns `{block_name: "sent" | "failed: <ExceptionType>" | "failed: unusable"}`. A block
+    that fails does not stop the others; with `strict=True` a `NotificationError` follows
+    once all were tried. A malformed name raises `DcsValidationError` before anything is
+    sent; so does a missing block, or one that is not a notification block, when `strict`
+    (otherwise it is logged, skipped and reported "failed: unusable").
 
     ```python
     await send_notification("hello", "from the runbook", ["slack-webhook/ops"])
@@ -390,13 +391,17 @@ async def send_notification(
         if isinstance(item, BaseException) and not isinstance(item, Exception):
             raise item  # cancelled or interrupted: not a block's failure to report
     unusable = [str(item) for item in loaded if isinstance(item, _Unusable)]
-    if unusable:
+    logger = get_run_logger()
+    if unusable and strict:
         msg = f"unusable notification block: {'; '.join(unusable)}"
         raise DcsValidationError(msg)
-
-    logger = get_run_logger()
+    for problem in unusable:
+        # Not strict: a typo in one name must not cost the message through the others.
+        logger.warning("notification block skipped: %s", problem)
 
     async def attempt(name: str, block: NotificationBlock | BaseException) -> str:
+        if isinstance(block, _Unusable):
+            return "failed: unusable"
         if isinstance(block, BaseException):
             # Loading failed for another reason than the block (the Prefect API, say).
             error: BaseException = block
@@ -432,6 +437,22 @@ async def send_notification(
         )
         raise NotificationError(msg)
     return results
+
+
+async def check_notification_blocks(notification_blocks: list[str]) -> None:
+    """Load every named block now, and say clearly which cannot be used.
+
+    A runbook calls this before it waits for hours, so that a typo in a block name fails at
+    once, not when the first message is due.
+    """
+    _check_names(notification_blocks)
+    loaded = await asyncio.gather(
+        *(_load(name) for name in notification_blocks), return_exceptions=True
+    )
+    unusable = [str(item) for item in loaded if isinstance(item, _Unusable)]
+    if unusable:
+        msg = f"unusable notification block: {'; '.join(unusable)}"
+        raise DcsValidationError(msg)
 
 
 async def notify_migration(
@@ -474,6 +495,7 @@ async def notify_migration(
 __all__ = [
     "BLOCK_NAME_FORM",
     "SEND_TIMEOUT_SECONDS",
+    "check_notification_blocks",
     "format_message",
     "notify_migration",
     "send_notification",

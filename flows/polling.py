@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from blocks.client import AsyncDcsClient, is_last_page
 from blocks.errors import (
@@ -30,12 +30,19 @@ from blocks.errors import (
     MigrationUnreachable,
 )
 from blocks.models import MigrationStatus, MigrationTask, MigrationTaskStats
+from blocks.settings import DcsSettings
 from flows import clock
 
 Until = Literal["auto", "success", "ready_for_cutover"]
 UNTIL_VALUES: tuple[str, ...] = get_args(Until)
 #: Statuses during which `show_migration_task_stats` reports a full-migration progress.
 _PROGRESS_STATUSES = frozenset({MigrationStatus.MIGRATING, MigrationStatus.FULLMIGRATING})
+
+
+def open_client(settings: DcsSettings, **options: Any) -> AsyncDcsClient:
+    """An async client whose retry waits follow the same (injectable) time as the polls."""
+    time = clock.current()
+    return settings.get_async_client(sleep=time.sleep, clock=time.monotonic, **options)
 
 
 def is_done(task: MigrationTask, until: Until) -> bool:
@@ -65,6 +72,8 @@ class WatchSettings:
     backoff_factor: float = 1.5
     max_consecutive_errors: int = 20
     track_progress: bool = True
+    #: Stats are a second request: read them at most this often, not on every poll.
+    progress_interval_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -110,6 +119,9 @@ class WatchObserver:
 
     async def transient_error(self, task_id: str, error: DcsError, streak: int) -> None:
         """A poll failed with a transient error; `streak` counts them in a row."""
+
+    async def notice(self, message: str) -> None:
+        """Something worth a warning happened to the watch as a whole."""
 
 
 def _failed(task: MigrationTask) -> MigrationFailed:
@@ -201,6 +213,7 @@ async def watch_task(
     time = clock.current()
     state = _TaskWatch(task_id, settings, observer or WatchObserver())
     deadline = time.monotonic() + settings.timeout_seconds
+    next_progress = time.monotonic()
     while True:
         try:
             task = await client.show_migration_task(task_id)
@@ -209,7 +222,9 @@ async def watch_task(
         else:
             if await state.seen(task):
                 return task
-            if settings.track_progress and task.status in _PROGRESS_STATUSES:
+            progressing = settings.track_progress and task.status in _PROGRESS_STATUSES
+            if progressing and time.monotonic() >= next_progress:
+                next_progress = time.monotonic() + settings.progress_interval_seconds
                 await _report_progress(client, state, task)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -297,7 +312,6 @@ async def watch_tasks(
     outcomes: dict[str, Outcome] = {}
     limiter = RateLimiter(max_requests_per_second)
     slots = asyncio.Semaphore(max_concurrency)
-    list_watch = _TaskWatch("(list of tasks)", settings, hooks)
     deadline = time.monotonic() + settings.timeout_seconds
 
     async def read(task_id: str) -> MigrationTask | DcsError:
@@ -318,23 +332,42 @@ async def watch_tasks(
         except DcsError as error:
             outcomes[task_id] = Outcome(task_id, task=watch.last, error=error)
 
+    use_list = True
+    list_streak = 0
     while pending := [task_id for task_id in watches if task_id not in outcomes]:
         to_read = pending
-        if len(pending) >= list_threshold:
+        if use_list and len(pending) >= list_threshold:
             try:
                 statuses = await _list_statuses(client, limiter, page_size)
             except DcsError as error:
-                try:
-                    await list_watch.failed_read(error)
-                except DcsError as fatal:
-                    for task_id in pending:
-                        outcomes[task_id] = Outcome(
-                            task_id, task=watches[task_id].last, error=fatal
+                if not _retryable(error):
+                    # Credentials that may read tasks but not list them (403): read each one.
+                    use_list = False
+                    await hooks.notice(
+                        f"cannot list migration tasks ({error}); reading each task instead"
+                    )
+                else:
+                    list_streak += 1
+                    await hooks.transient_error("(list of tasks)", error, list_streak)
+                    if list_streak >= settings.max_consecutive_errors:
+                        msg = (
+                            f"the list of migration tasks could not be read for {list_streak} "
+                            f"rounds in a row; last error: {error}"
                         )
-                    break
-                to_read = []
+                        for task_id in pending:
+                            last = watches[task_id].last
+                            fatal = MigrationUnreachable(
+                                msg,
+                                task_id=task_id,
+                                last_status=last.raw_status if last else None,
+                                consecutive_errors=list_streak,
+                                last_error=str(error),
+                            )
+                            outcomes[task_id] = Outcome(task_id, task=last, error=fatal)
+                        break
+                    to_read = []
             else:
-                list_watch.streak = 0
+                list_streak = 0
                 to_read = [t for t in pending if watches[t].changed_in(statuses)]
                 for task_id in set(pending) - set(to_read):
                     watches[task_id].unchanged += 1
@@ -379,6 +412,7 @@ __all__ = [
     "WatchObserver",
     "WatchSettings",
     "is_done",
+    "open_client",
     "watch_task",
     "watch_tasks",
 ]

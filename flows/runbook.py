@@ -16,16 +16,20 @@ from prefect.client.schemas.objects import State as PrefectState
 from prefect.flow_runs import apause_flow_run
 from prefect.input import RunInput
 from prefect.logging.loggers import flow_run_logger
+from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from blocks.errors import CutoverFailed, CutoverRejected, DcsError, DcsValidationError
 from blocks.models import EXCHANGE_SUCCESS, MigrationTask
 from flows import clock
 from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials, load_credentials
-from flows.cutover import exchange_instance_ip, run_cutover_deployment
-from flows.notify import notify_migration
-from flows.polling import Until
-from flows.tasks import fetch_migration_task
+from flows.cutover import (
+    CUTOVER_FAILURE_STATUSES,
+    exchange_instance_ip,
+    run_cutover_deployment,
+)
+from flows.notify import check_notification_blocks, notify_migration
+from flows.polling import Until, open_client
 from flows.wait import wait_for_migration_task
 
 Cutover = Literal["none", "exchange_ip", "deployment"]
@@ -78,7 +82,8 @@ async def _approve(task: MigrationTask, timeout_seconds: int) -> str:
         timeout=timeout_seconds,
         # Prefect sleeps with anyio, which takes a float; its annotation says int.
         poll_interval=cast(int, APPROVAL_POLL_SECONDS),
-        key=f"approve-cutover-{task.task_id}",
+        # A retried run asks again: Prefect would hand a repeated key the old answer.
+        key=f"approve-cutover-{task.task_id}-{flow_run.run_count}",
     )
     if not answer.approve:
         msg = f"the cutover of {task.describe()} was rejected: {answer.comment or 'no comment'}"
@@ -89,7 +94,8 @@ async def _approve(task: MigrationTask, timeout_seconds: int) -> str:
 
 def _verify(task: MigrationTask, cutover: Cutover) -> None:
     """The task after the cutover must not have failed, and an exchange must show success."""
-    if task.failed:
+    # Not `task.failed`: a cutover often stops incremental sync, and TERMINATED is fine then.
+    if task.status in CUTOVER_FAILURE_STATUSES:
         msg = f"after the cutover, {task.describe()} is in a failure status"
         raise CutoverFailed(msg)
     if cutover == "exchange_ip" and (task.task_status or "").upper() != EXCHANGE_SUCCESS:
@@ -188,6 +194,8 @@ async def migration_runbook(
         )
 
     try:
+        # Before waiting for hours: a typo in a block name fails now, not at the first message.
+        await check_notification_blocks(blocks_)
         last = await wait_for_migration_task(
             task_id,
             credentials,
@@ -215,7 +223,9 @@ async def migration_runbook(
                     str(cutover_deployment), cutover_parameters or {"task_id": task_id}
                 )
                 deployment_run = run.name
-            last = fetch_migration_task(task_id, await aload_credentials(credentials))
+            async with open_client(await aload_credentials(credentials)) as client:
+                last = await client.show_migration_task(task_id)
+            logger.info("after the cutover: %s, task_status %s", last.describe(), last.task_status)
             _verify(last, cutover)
             await tell("cutover done", last)
     except Exception as error:

@@ -316,7 +316,7 @@ async def check_migration_statuses(
 
     changes = list(_transitions(look, record.statuses))
     for item, old_status in changes:
-        emit_transition(item, old_status, block.project_id)
+        emit_transition(item, old_status, block.project_id, "sensor")
         # A status DCS added later is worth a look, once: on the change to it.
         level = logging.WARNING if item.is_unknown_status else logging.INFO
         logger.log(level, _transition_line(item, old_status))

@@ -28,14 +28,21 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging.loggers import LoggingAdapter
 from pydantic import BaseModel, Field
 
-from blocks.client import AsyncDcsClient
 from blocks.credentials import DcsCredentials
 from blocks.errors import DcsError, MigrationTimeout
 from blocks.models import MigrationTask, MigrationTaskStats
 from flows import clock
 from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials
 from flows.events import emit_timed_out, emit_transition
-from flows.polling import Outcome, Until, WatchObserver, WatchSettings, watch_task, watch_tasks
+from flows.polling import (
+    Outcome,
+    Until,
+    WatchObserver,
+    WatchSettings,
+    open_client,
+    watch_task,
+    watch_tasks,
+)
 
 
 def artifact_key(kind: str, task_id: str) -> str:
@@ -72,7 +79,7 @@ class PrefectObserver(WatchObserver):
                 task.task_id,
                 new,
             )
-        emit_transition(task, old, self.project_id)
+        emit_transition(task, old, self.project_id, "watch")
         self.timeline.append(
             {
                 "task_id": task.task_id,
@@ -108,16 +115,13 @@ class PrefectObserver(WatchObserver):
                 error,
             )
 
+    async def notice(self, message: str) -> None:
+        self.logger.warning("%s", message)
+
     async def publish_timeline(self, key: str, description: str) -> None:
         """The status timeline as a table artifact (once, at the end of a watch)."""
         if self.timeline:
             await acreate_table_artifact(self.timeline, key=key, description=description)
-
-
-def _client(block: DcsCredentials, **options: Any) -> AsyncDcsClient:
-    # The client's retry waits follow the same (injectable) time as the polls.
-    time = clock.current()
-    return block.get_async_client(sleep=time.sleep, clock=time.monotonic, **options)
 
 
 def _settings(
@@ -149,7 +153,7 @@ async def watch_migration_task(
     block = await aload_credentials(credentials)
     observer = PrefectObserver(block.project_id, logger)
     try:
-        async with _client(block) as client:
+        async with open_client(block) as client:
             final = await watch_task(client, task_id, settings, observer)
     except MigrationTimeout as timeout:
         last = timeout.last_task
@@ -206,7 +210,7 @@ async def watch_migration_tasks(
     block = await aload_credentials(credentials)
     observer = PrefectObserver(block.project_id, logger)
     try:
-        async with _client(block, max_connections=max_concurrency) as client:
+        async with open_client(block, max_connections=max_concurrency) as client:
             outcomes = await watch_tasks(
                 client,
                 task_ids,

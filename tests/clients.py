@@ -42,9 +42,12 @@ class FakeClock:
 class Twin:
     """One client flavour ('sync' or 'async') over a MockTransport."""
 
-    def __init__(self, kind: str, handler: MockHandler, **options: Any) -> None:
+    def __init__(
+        self, kind: str, handler: MockHandler, auth: httpx.Auth | None = None, **options: Any
+    ) -> None:
         self.kind = kind
         self.handler = handler
+        self.auth = auth or TokenAuth(SecretStr(TOKEN))
         self.clock = FakeClock()
         self.options = {"retry": RetryPolicy(rng=random.Random(7)), **options}
 
@@ -54,14 +57,14 @@ class Twin:
         common = dict(transport=transport, clock=self.clock, **self.options)
         if self.kind == "sync":
             with DcsClient(
-                ENDPOINT, PROJECT_ID, TokenAuth(SecretStr(TOKEN)), sleep=self.clock.sleep, **common
+                ENDPOINT, PROJECT_ID, self.auth, sleep=self.clock.sleep, **common
             ) as client:
                 result = getattr(client, method)(*args, **kwargs)
                 return list(result) if method.startswith("iter_") else result
 
         async def run() -> Any:
             async with AsyncDcsClient(
-                ENDPOINT, PROJECT_ID, TokenAuth(SecretStr(TOKEN)), sleep=self.clock.asleep, **common
+                ENDPOINT, PROJECT_ID, self.auth, sleep=self.clock.asleep, **common
             ) as client:
                 result = getattr(client, method)(*args, **kwargs)
                 if method.startswith("iter_"):

@@ -188,3 +188,19 @@ def test_settings_from_the_environment_name_a_bad_value() -> None:
     with pytest.raises(ValidationError, match="endpoint"):
         DcsSettings.from_env({"DCS_ENDPOINT": "http://dcs.example.com", "DCS_TOKEN": "t",
                               "DCS_PROJECT_ID": PROJECT})  # fmt: skip
+
+
+def test_a_pasted_line_break_is_trimmed_and_one_inside_is_refused() -> None:
+    """Whitespace around a token goes; a control character inside is an error naming the field."""
+    assert make(token=f"  {TOKEN}\n").token == SecretStr(TOKEN)
+    with pytest.raises(ValidationError, match="token contains a control character") as caught:
+        make(token=f"{TOKEN}\r\nX-Injected: 1")
+    assert TOKEN not in str(caught.value)
+
+
+def test_validation_errors_never_echo_the_input() -> None:
+    """A refused block's error text holds no secret that was passed in."""
+    with pytest.raises(ValidationError) as caught:
+        make(**TOKEN_AUTH, **AKSK_AUTH, security_token="sts-canary-1")
+    assert SECRET_KEY not in str(caught.value)
+    assert "sts-canary-1" not in str(caught.value)

@@ -94,8 +94,9 @@ class FakeDcs:
             with self.lock:
                 self.posts[action] += 1
                 self.post_bodies.append(json.loads(body or b"{}"))
-                self.shown = list(self.after[action])
-                self.gets_after_post = 0
+                if not 400 <= self.post_answer[0] < 500:  # a refused request switches nothing
+                    self.shown = list(self.after[action])
+                    self.gets_after_post = 0
             return self.post_answer[0], {}, self.post_answer[1]
         with self.lock:
             shown = self.shown.pop(0) if len(self.shown) > 1 else self.shown[0]
@@ -190,7 +191,7 @@ async def test_exchange_succeeds_with_one_request(
         ),
         pytest.param(
             [EXCHANGING], (400, b'{"error_code": "DCS.4972", "error_msg": "bad state"}'), {},
-            r"refused by DCS.*DCS\.4972", "failed", id="post-refused",
+            r"refused, nothing was switched.*DCS\.4972", "refused", id="post-refused",
         ),
     ],
 )  # fmt: skip
@@ -210,6 +211,27 @@ async def test_exchange_failure_is_reported(
     assert dcs.task_id in str(raised.value)
     assert dcs.posts["exchange-ip"] == 1
     assert (await dcs.record())["state"] == state
+
+
+async def test_a_refused_request_does_not_block_the_next_one(dcs: FakeDcs) -> None:
+    """A request DCS refused switched nothing: the next run asks again, without force."""
+    dcs.after["exchange-ip"] = [EXCHANGING, EXCHANGE_SUCCESS]
+    dcs.post_answer = (400, b'{"error_code": "DCS.4972", "error_msg": "not yet"}')
+    with pytest.raises(CutoverFailed, match="refused"):
+        await dcs.switch()
+    dcs.post_answer = (204, b"")
+    task = await dcs.switch()
+    assert task.task_status == EXCHANGE_SUCCESS
+    assert dcs.posts["exchange-ip"] == 2
+    assert (await dcs.record())["state"] == "succeeded"
+
+
+async def test_a_blank_task_status_mid_exchange_is_not_an_end(dcs: FakeDcs) -> None:
+    """DCS showing no task_status for a moment during the switch does not fail the cutover."""
+    dcs.after["exchange-ip"] = [EXCHANGING, "", EXCHANGING, EXCHANGE_SUCCESS]
+    task = await dcs.switch()
+    assert task.task_status == EXCHANGE_SUCCESS
+    assert dcs.posts["exchange-ip"] == 1
 
 
 async def test_flow_retry_does_not_request_again(

@@ -46,5 +46,6 @@ def test_the_cutover_trigger_is_a_valid_prefect_trigger_on_our_event() -> None:
     trigger = DeploymentEventTrigger(**{k: v for k, v in raw.items() if k != "type"})
     assert trigger.expect == {events.READY_FOR_CUTOVER}
     assert raw["match"]["prefect.resource.id"] == f"{events.RESOURCE_PREFIX}*"
+    assert raw["match"]["dcs.emitter"] == "sensor"  # never the runbook's own watch
     assert raw["parameters"]["task_id"] == "{{ event.payload.task_id }}"
     assert DEPLOYMENTS["cutover-on-ready"]["parameters"]["require_approval"] is True

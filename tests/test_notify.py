@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import socket
 import threading
 import uuid
@@ -26,7 +27,12 @@ from pydantic import SecretStr
 from blocks.errors import DcsValidationError, NotificationError
 from blocks.models import MASKED, MigrationTask
 from flows import notify
-from flows.notify import format_message, notify_migration, send_notification
+from flows.notify import (
+    check_notification_blocks,
+    format_message,
+    notify_migration,
+    send_notification,
+)
 from tests.conftest import TASK_ID, StubDcs
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -393,10 +399,10 @@ async def test_a_malformed_name_is_refused_before_sending(
 
 
 @pytest.mark.parametrize("problem", [pytest.param("secret-block"), pytest.param("missing")])
-async def test_an_unusable_block_is_refused_before_sending(
-    sinks: Sinks, webhook: Webhook, problem: str
+async def test_an_unusable_block_is_named_skipped_or_refused(
+    sinks: Sinks, webhook: Webhook, problem: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A non-notification block, or none at all, is a DcsValidationError naming it."""
+    """A non-notification or missing block is named; strict refuses, else the rest still go."""
     sink = sinks()
     ok = await webhook(f"{sink.url}/ok")
     name = f"notify-{uuid.uuid4().hex[:10]}"
@@ -406,11 +412,18 @@ async def test_an_unusable_block_is_refused_before_sending(
     else:
         expected = f"is there a block of type 'secret' named {name!r}?"
     with pytest.raises(DcsValidationError) as raised:
-        await relay("s", "b", [ok, f"secret/{name}"])
+        await relay("s", "b", [ok, f"secret/{name}"], strict=True)
     assert f"'secret/{name}'" in str(raised.value)
     assert expected in str(raised.value)
     assert_no_secret(raised.value)
     assert sink.requests == []
+    with pytest.raises(DcsValidationError, match=re.escape(expected)):
+        await check_notification_blocks([ok, f"secret/{name}"])
+
+    results = await relay("s", "b", [ok, f"secret/{name}"])
+    assert results == {ok: "sent", f"secret/{name}": "failed: unusable"}
+    assert len(sink.requests) == 1
+    assert expected in caplog.text
 
 
 async def test_no_blocks_means_nothing_to_do(monkeypatch: pytest.MonkeyPatch) -> None:

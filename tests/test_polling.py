@@ -272,11 +272,17 @@ def test_observer_hears_changes_only(fake_time: FakeTime) -> None:
 def test_progress_is_read_during_full_migration_only(fake_time: FakeTime) -> None:
     """Stats are asked for while MIGRATING/FULLMIGRATING, never in other statuses."""
     observer = Recorder()
-    _, dcs = run_watch(
-        ["RUNNING", "FULLMIGRATING", "FULLMIGRATING", "SUCCESS"], fake_time, observer
-    )
+    steps: list[Step] = ["RUNNING", "FULLMIGRATING", "FULLMIGRATING", "SUCCESS"]
+    _, dcs = run_watch(steps, fake_time, observer, progress_interval_seconds=0)
     assert dcs.requests["stats"] == 2
     assert observer.progress_seen == [10.0, 10.4]
+
+
+def test_progress_reads_are_spaced_out(fake_time: FakeTime) -> None:
+    """Stats are read at most once per progress_interval_seconds, not on every poll."""
+    steps: list[Step] = ["FULLMIGRATING"] * 9 + ["SUCCESS"]
+    _, dcs = run_watch(steps, fake_time, poll_interval_seconds=15, progress_interval_seconds=60)
+    assert dcs.requests["stats"] == 3  # at 0 s, 60 s and 120 s of nine polls over 120 s
 
 
 def test_backoff_grows_while_nothing_changes_and_resets_on_change(fake_time: FakeTime) -> None:
@@ -427,3 +433,44 @@ def test_status_enum_of_the_result(fake_time: FakeTime) -> None:
     """The returned task carries the parsed enum as well as the raw spelling."""
     task, _ = run_watch(["INCRMIGEATING"], fake_time)
     assert task.status is MigrationStatus.INCRMIGRATING
+
+
+def test_fan_out_reads_each_task_when_listing_is_forbidden(fake_time: FakeTime) -> None:
+    """Credentials that may not list tasks (403) fall back to one read per task, not a failure."""
+    dcs = ScriptedDcs({f"t{i}": ["MIGRATING", "SUCCESS"] for i in range(6)})
+    answer = dcs.answer
+
+    def no_listing(method: str, path: str, query: str = "") -> tuple[int, bytes]:
+        if path.endswith("/migration-tasks"):
+            dcs.requests["list"] += 1
+            return 403, b'{"error_code": "DCS.2003", "error_msg": "no permission to list"}'
+        return answer(method, path, query)
+
+    dcs.answer = no_listing  # type: ignore[method-assign]
+    outcomes = run_many(dcs, fake_time, list(dcs.scripts))
+    assert all(outcome.ok for outcome in outcomes.values())
+    assert dcs.requests["list"] == 1  # tried once, then never again
+    assert dcs.requests["show"] == 12
+
+
+def test_fan_out_names_the_list_when_it_stays_unreadable(fake_time: FakeTime) -> None:
+    """A list that keeps failing ends every pending watch with a message about the list."""
+    dcs = ScriptedDcs({f"t{i}": ["MIGRATING"] for i in range(6)})
+    answer = dcs.answer
+
+    def flaky_listing(method: str, path: str, query: str = "") -> tuple[int, bytes]:
+        if path.endswith("/migration-tasks"):
+            return 503, b"<html>503</html>"
+        return answer(method, path, query)
+
+    dcs.answer = flaky_listing  # type: ignore[method-assign]
+
+    async def run() -> dict[str, Any]:
+        async with client_for(dcs, fake_time) as client:
+            settings = WatchSettings(poll_interval_seconds=5, max_consecutive_errors=3)
+            return await watch_tasks(client, list(dcs.scripts), settings)
+
+    outcomes = asyncio.run(run())
+    errors = [outcome.error for outcome in outcomes.values()]
+    assert all(isinstance(error, MigrationUnreachable) for error in errors)
+    assert "the list of migration tasks could not be read for 3 rounds" in str(errors[0])

@@ -6,7 +6,9 @@ import random
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from blocks.auth import IamPasswordAuth
 from blocks.errors import (
     DcsAuthError,
     DcsBusyError,
@@ -193,3 +195,28 @@ def test_policy_rejects_nonsense() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError, match="negative"):
         RetryPolicy(initial_delay=-1)
+
+
+def test_an_unsendable_header_is_not_retried_and_not_quoted(kind: str) -> None:
+    """A header httpx refuses to send fails at once, without quoting the header's value."""
+    recorder = Recorder(httpx.LocalProtocolError("Illegal header value b'secret-token\\n'"))
+    with pytest.raises(DcsTransportError, match="not valid HTTP") as caught:
+        Twin(kind, recorder).call("show_migration_task", TASK_ID)
+    assert "secret-token" not in str(caught.value)
+    assert len(recorder.requests) == 1
+
+
+def test_the_host_that_did_not_answer_is_named(kind: str) -> None:
+    """When IAM is down while fetching a token, the error names IAM's host, not DCS's."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "iam.test":
+            raise httpx.ConnectError("refused")
+        return ok(TASK)
+
+    auth = IamPasswordAuth(
+        "ops", SecretStr("pw"), "acme", project_id="p", iam_endpoint="https://iam.test"
+    )
+    twin = Twin(kind, handler, retry=RetryPolicy(max_attempts=1), auth=auth)
+    with pytest.raises(DcsTransportError, match=r"no answer from iam\.test"):
+        twin.call("show_migration_task", TASK_ID)

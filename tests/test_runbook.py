@@ -18,7 +18,8 @@ from prefect.states import Cancelled
 
 import flows.runbook
 from blocks.credentials import DcsCredentials
-from blocks.errors import CutoverRejected, DcsValidationError, MigrationFailed
+from blocks.errors import CutoverFailed, CutoverRejected, DcsValidationError, MigrationFailed
+from blocks.models import MigrationTask
 from flows.clock import FakeTime, use_time
 from flows.runbook import RunbookSummary, migration_runbook, stop_on_cancel
 from tests.conftest import StubDcs
@@ -214,3 +215,33 @@ def test_the_ui_form_has_a_typed_described_field_per_parameter() -> None:
     assert properties["credentials"]["default"] == "dcs"
     assert properties["require_approval"]["default"] is False
     assert schema["required"] == ["task_id"]
+
+
+async def test_a_bad_notification_block_fails_before_the_wait(world: World) -> None:
+    """A typo in a block name fails at once, before hours of waiting, with no DCS request."""
+    await world.setup(["MIGRATING", "SUCCESS"])
+    with pytest.raises(DcsValidationError, match="custom-webhook/no-such-sink"):
+        await world.run(notification_blocks=["custom-webhook/no-such-sink"])
+    assert world.dcs.requests == {}
+
+
+@pytest.mark.parametrize(
+    ("status", "task_status", "cutover", "ok"),
+    [
+        pytest.param("TERMINATED", "EXCHANGE_SUCCESS", "exchange_ip", True, id="sync-stopped"),
+        pytest.param("INCRMIGEATING", "EXCHANGE_SUCCESS", "exchange_ip", True, id="exchanged"),
+        pytest.param("INCRMIGEATING", "EXCHANGE_FAILED", "exchange_ip", False, id="not-exchanged"),
+        pytest.param("MIGRATION_FAILED", None, "deployment", False, id="task-failed"),
+        pytest.param("TERMINATED", None, "deployment", True, id="deployment-stopped-sync"),
+    ],
+)
+def test_verification_after_the_cutover(
+    status: str, task_status: str | None, cutover: Any, ok: bool
+) -> None:
+    """Stopping the sync is part of a cutover; a failure status or a failed exchange is not."""
+    task = MigrationTask(task_id="t", status=status, task_status=task_status)
+    if ok:
+        flows.runbook._verify(task, cutover)
+    else:
+        with pytest.raises(CutoverFailed):
+            flows.runbook._verify(task, cutover)

@@ -314,6 +314,7 @@ async def test_events_are_shaped_for_automations_and_hold_no_secret(
     ready = by_name[(READY_FOR_CUTOVER, "dcs.migration-task.t1")]
     assert ready.resource["prefect.resource.name"] == "prod-cache"
     assert ready.resource["dcs.project-id"] == PROJECT_ID
+    assert ready.resource["dcs.emitter"] == "sensor"  # what the cutover trigger matches
     assert ready.payload == {
         "task_id": "t1", "task_name": "prod-cache", "project_id": PROJECT_ID,
         "old_status": None, "new_status": "INCRMIGEATING", "task_status": None,

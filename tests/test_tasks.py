@@ -12,7 +12,7 @@ from prefect import flow
 from blocks.credentials import DcsCredentials
 from blocks.errors import DcsValidationError, MigrationTaskNotFound
 from blocks.models import MigrationStatus, MigrationTask
-from flows import fetch_migration_task
+from flows import aload_credentials, fetch_migration_task
 from tests.conftest import PROJECT_ID, TASK_ID, StubDcs
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -86,3 +86,21 @@ def test_a_deleted_task_raises_not_found(credentials: DcsCredentials, stub_dcs: 
 
     with pytest.raises(MigrationTaskNotFound):
         check()
+
+
+async def test_a_saved_block_that_no_longer_validates_is_named(
+    credentials: DcsCredentials,
+) -> None:
+    """A block edited into an invalid state says so by name, without echoing a secret."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import BlockDocumentUpdate
+
+    await credentials.asave("dcs-broken", overwrite=True)
+    async with get_client() as client:
+        document = await client.read_block_document_by_name("dcs-broken", "dcs-credentials")
+        data = {**document.data, "access_key": "AKBROKEN", "secret_key": "sk-broken-canary"}
+        await client.update_block_document(document.id, BlockDocumentUpdate(data=data))
+    with pytest.raises(DcsValidationError, match="'dcs-broken' exists but is not valid") as err:
+        await aload_credentials("dcs-broken")
+    assert "sk-broken-canary" not in str(err.value)
+    assert TOKEN not in str(err.value)

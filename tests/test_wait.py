@@ -95,6 +95,7 @@ async def test_events_on_each_change_only(
     ]
     last = events[-1]
     assert last.resource.id == f"dcs.migration-task.{TASK}"
+    assert last.resource["dcs.emitter"] == "watch"  # not what the cutover trigger matches
     assert last.payload["old_status"] == "FULLMIGRATING"
     assert last.payload["new_status"] == "INCRMIGEATING"
     assert last.payload["task_name"] == f"migration-{TASK}"
@@ -137,7 +138,9 @@ async def test_timeout_raises_and_emits_timed_out(
 async def test_artifacts_progress_and_timeline(stub_dcs: StubDcs, fake_time: FakeTime) -> None:
     """A progress artifact follows the full migration; a timeline table closes the watch."""
     serve(stub_dcs, {TASK: ["FULLMIGRATING"] * 4 + ["SUCCESS"]})
-    state = await wait_for_migration_task(TASK, block_for(stub_dcs), return_state=True)
+    state = await wait_for_migration_task(
+        TASK, block_for(stub_dcs), poll_interval_seconds=60, return_state=True
+    )
     records = await read_records(state.state_details.flow_run_id)
     kinds = {artifact.type: artifact for artifact in records.artifacts}
     assert set(kinds) == {"progress", "table"}
