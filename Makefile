@@ -15,9 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[test,lint]'
 	touch $@
 
+# The sandbox, the runbook on Prefect's embedded server, the IP exchange, a notification.
 demo: setup
-	@echo "The demo (sandbox + migration runbook on Prefect's embedded server) arrives with the sandbox; see CHANGELOG.md." >&2
-	@exit 2
+	$(BIN)/dcs-migrate demo
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,0 +1,204 @@
+"""`dcs-migrate`: check, watch and rehearse DCS migrations from a terminal.
+
+    dcs-migrate status TASK_ID          one look at a task
+    dcs-migrate watch TASK_ID           live progress until it is done (exit 0/1/2)
+    dcs-migrate sandbox                 serve the local DCS emulator
+    dcs-migrate demo                    the whole runbook against the sandbox
+
+Settings come from `--block NAME` (a saved DcsCredentials block; imports Prefect) or from
+`DCS_*` environment variables (`DCS_ENDPOINT` or `DCS_REGION`, `DCS_PROJECT_ID`, and
+`DCS_TOKEN`, or `DCS_ACCESS_KEY` + `DCS_SECRET_KEY`, or `DCS_IAM_USERNAME` +
+`DCS_IAM_PASSWORD` + `DCS_IAM_DOMAIN_NAME`), which keeps `status` free of Prefect's start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from blocks.errors import DcsError, MigrationError, MigrationTaskNotFound, MigrationTimeout
+from blocks.settings import ENV_PREFIX, DcsSettings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+#: Exit codes: what a script or a scheduler can branch on.
+EXIT_OK, EXIT_FAILED, EXIT_TIMEOUT, EXIT_ERROR = 0, 1, 2, 3
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def settings_from(block: str | None) -> DcsSettings:
+    """The block's settings when one is named, else the `DCS_*` environment variables."""
+    if block is None:
+        return DcsSettings.from_env()
+    from flows.credentials import load_credentials  # imports Prefect: only when asked for
+
+    return load_credentials(block)
+
+
+async def _status(task_id: str, settings: DcsSettings) -> int:
+    async with settings.get_async_client() as client:
+        task = await client.show_migration_task(task_id)
+    console = _console()
+    console.print(
+        f"{task.task_name or '(unnamed)'} ({task.task_id}): [bold]{task.raw_status}[/bold]"
+        f"  task_status {task.task_status or '-'}  "
+        + (
+            "ready for cutover"
+            if task.ready_for_cutover
+            else "succeeded"
+            if task.succeeded
+            else "failed"
+            if task.failed
+            else "in progress"
+        )
+    )
+    return EXIT_OK
+
+
+async def _watch(args: argparse.Namespace, settings: DcsSettings) -> int:
+    from flows.live import watch_live
+
+    return await watch_live(
+        settings,
+        args.task_id,
+        until=args.until,
+        poll_interval_seconds=args.interval,
+        timeout_seconds=args.timeout,
+    )
+
+
+def _field(location: tuple[int | str, ...]) -> str:
+    """`project_id (DCS_PROJECT_ID): ` for a field's error; nothing for a whole-model one."""
+    if not location:
+        return ""
+    name = ".".join(str(part) for part in location)
+    return f"{name} ({ENV_PREFIX}{name.upper()}): "
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dcs-migrate",
+        description="Check, watch and rehearse Huawei Cloud DCS data migrations.",
+        epilog=(
+            "Settings: --block NAME (a saved DcsCredentials Prefect block), or DCS_* "
+            "environment variables: DCS_ENDPOINT or DCS_REGION, DCS_PROJECT_ID, and one of "
+            "DCS_TOKEN | DCS_ACCESS_KEY + DCS_SECRET_KEY | DCS_IAM_USERNAME + "
+            "DCS_IAM_PASSWORD + DCS_IAM_DOMAIN_NAME."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_settings(command: argparse.ArgumentParser) -> None:
+        command.add_argument("task_id", metavar="TASK_ID", help="the migration task's ID")
+        command.add_argument(
+            "--block",
+            metavar="NAME",
+            help="name of a saved DcsCredentials block (default: DCS_* environment variables)",
+        )
+
+    status = commands.add_parser("status", help="show a migration task's status once")
+    with_settings(status)
+
+    watch = commands.add_parser(
+        "watch",
+        help="follow a migration task live until it is done",
+        description=(
+            "Exit code: 0 done (or ready for cutover), 1 failed (or not found), 2 timed out, "
+            "3 could not ask DCS (settings, credentials, network)."
+        ),
+    )
+    with_settings(watch)
+    watch.add_argument(
+        "--until",
+        choices=["auto", "success", "ready_for_cutover"],
+        default="auto",
+        help="what counts as done (default: auto = success, failure or ready for cutover)",
+    )
+    watch.add_argument(
+        "--interval", type=float, default=15.0, help="seconds between polls (default 15)"
+    )
+    watch.add_argument(
+        "--timeout", type=float, default=86400.0, help="give up after this many seconds"
+    )
+
+    sandbox = commands.add_parser(
+        "sandbox", help="serve the local DCS emulator until stopped (Ctrl-C)"
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any)")
+    sandbox.add_argument(
+        "--scenario",
+        default="incremental",
+        metavar="FILE",
+        help="a scenario file (YAML/JSON), or a bundled one: incremental, full, failing, flaky",
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the migration runbook against the sandbox on Prefect's embedded server",
+    )
+    demo.add_argument(
+        "--scenario",
+        default="incremental",
+        metavar="FILE",
+        help="the scenario to rehearse (default: incremental)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "sandbox":
+        from flows.demo import serve_sandbox
+
+        return serve_sandbox(args.host, args.port, args.scenario)
+    if args.command == "demo":
+        from flows.demo import run_demo
+
+        return run_demo(args.scenario)
+    try:
+        settings = settings_from(args.block)
+        if args.command == "status":
+            return asyncio.run(_status(args.task_id, settings))
+        return asyncio.run(_watch(args, settings))
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{_field(err['loc'])}{err['msg']}" for err in error.errors(include_input=False)
+        )
+        _console(stderr=True).print(f"[red]settings are not usable:[/red] {problems}")
+        return EXIT_ERROR
+    except MigrationTimeout as error:
+        _console(stderr=True).print(f"[yellow]timed out:[/yellow] {error}")
+        return EXIT_TIMEOUT
+    except MigrationError as error:
+        _console(stderr=True).print(f"[red]failed:[/red] {error}")
+        return EXIT_FAILED
+    except MigrationTaskNotFound as error:
+        # For a watch, a task that is not there (or was deleted) is a failed migration.
+        _console(stderr=True).print(f"[red]not found:[/red] {error}")
+        return EXIT_FAILED if args.command == "watch" else EXIT_ERROR
+    except DcsError as error:
+        _console(stderr=True).print(f"[red]error:[/red] {error}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def run() -> None:
+    """The console-script entry point."""
+    sys.exit(main())
+
+
+__all__ = ["EXIT_ERROR", "EXIT_FAILED", "EXIT_OK", "EXIT_TIMEOUT", "main", "run", "settings_from"]

@@ -1,0 +1,116 @@
+"""dcs-migrate status / watch: output, exit codes, settings from the environment or a block."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from flows.cli import EXIT_ERROR, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, main
+from flows.clock import FakeTime, use_time
+from tests.conftest import TASK_ID, StubDcs
+from tests.scripted import PASSWORD, ScriptedDcs, Step
+
+TOKEN = "cli-token-canary-77aa"
+
+
+@pytest.fixture
+def dcs(stub_dcs: StubDcs, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedDcs]:
+    """A scripted DCS on loopback, reached through DCS_* variables; time is fake."""
+    scripted = ScriptedDcs({}, progress=[12.0, 50.0, 100.0])
+    stub_dcs.handler = scripted.stub_handler
+    monkeypatch.setenv("DCS_ENDPOINT", stub_dcs.url)
+    monkeypatch.setenv("DCS_PROJECT_ID", "project-1")
+    monkeypatch.setenv("DCS_TOKEN", TOKEN)
+    with use_time(FakeTime()):
+        yield scripted
+
+
+def test_status_prints_one_line(dcs: ScriptedDcs, capsys: pytest.CaptureFixture[str]) -> None:
+    """status shows the task's name, raw status and what it means; exit 0."""
+    dcs.scripts[TASK_ID] = ["INCRMIGEATING"]
+    assert main(["status", TASK_ID]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"migration-{TASK_ID}" in out
+    assert "INCRMIGEATING" in out
+    assert "ready for cutover" in out
+    assert PASSWORD not in out
+
+
+@pytest.mark.parametrize(
+    ("steps", "code"),
+    [
+        pytest.param(["RUNNING", "FULLMIGRATING", "FULLMIGRATING", "SUCCESS"], EXIT_OK, id="done"),
+        pytest.param(["MIGRATING", "INCRMIGEATING"], EXIT_OK, id="ready"),
+        pytest.param(["MIGRATING", "MIGRATION_FAILED"], EXIT_FAILED, id="failed"),
+        pytest.param([404], EXIT_FAILED, id="not-found"),
+        pytest.param(["MIGRATING"], EXIT_TIMEOUT, id="timeout"),
+        pytest.param([401], EXIT_ERROR, id="refused"),
+    ],
+)
+def test_watch_exit_codes(
+    dcs: ScriptedDcs, capsys: pytest.CaptureFixture[str], steps: list[Step], code: int
+) -> None:
+    """watch exits 0 done or ready, 1 failed or gone, 2 timed out, 3 when DCS cannot be asked."""
+    dcs.scripts[TASK_ID] = steps
+    assert main(["watch", TASK_ID, "--interval", "10", "--timeout", "60"]) == code
+    captured = capsys.readouterr()
+    assert PASSWORD not in captured.out + captured.err
+    assert TOKEN not in captured.out + captured.err
+
+
+def test_watch_shows_changes_and_progress(
+    dcs: ScriptedDcs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each change is a line; the full migration's progress reaches the bar."""
+    dcs.scripts[TASK_ID] = ["RUNNING", "FULLMIGRATING", "FULLMIGRATING", "SUCCESS"]
+    main(["watch", TASK_ID, "--interval", "60"])
+    out = capsys.readouterr().out
+    assert "(first look) -> RUNNING" in out
+    assert "RUNNING -> FULLMIGRATING" in out
+    assert "FULLMIGRATING -> SUCCESS" in out
+    assert dcs.requests["stats"] == 2
+
+
+def test_missing_settings_are_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without DCS_* variables or a block, the error says what to set; exit 3."""
+    for name in ("DCS_ENDPOINT", "DCS_REGION", "DCS_PROJECT_ID", "DCS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["status", TASK_ID]) == EXIT_ERROR
+    assert "project_id" in capsys.readouterr().err
+
+
+def test_help_explains_every_option() -> None:
+    """--help of each command lists its options with a description."""
+    for command, options in {
+        "status": ["--block"],
+        "watch": ["--block", "--until", "--interval", "--timeout", "Exit code"],
+        "sandbox": ["--host", "--port", "--scenario"],
+        "demo": ["--scenario"],
+    }.items():
+        out = subprocess.run(
+            [sys.executable, "-c", "from flows.cli import run; run()", command, "--help"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        for option in options:
+            assert option in out, (command, option)
+
+
+def test_status_from_the_environment_does_not_import_prefect(stub_dcs: StubDcs) -> None:
+    """The status path stays free of Prefect, so it answers fast."""
+    scripted = ScriptedDcs({TASK_ID: ["SUCCESS"]})
+    stub_dcs.handler = scripted.stub_handler
+    code = (
+        "import sys; from flows.cli import main; code = main(['status', sys.argv[1]]);"
+        "print('prefect' in sys.modules, code)"
+    )
+    env = {"DCS_ENDPOINT": stub_dcs.url, "DCS_PROJECT_ID": "p", "DCS_TOKEN": TOKEN, "PATH": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", code, TASK_ID], capture_output=True, text=True, env=env,
+        check=True,
+    ).stdout  # fmt: skip
+    assert out.split()[-2:] == ["False", "0"]
