@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from flows.cli import EXIT_ERROR, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, main
 from flows.clock import FakeTime, use_time
+from sandbox.scenario import DEFAULT_SECRET_KEY
 from tests.conftest import TASK_ID, StubDcs
 from tests.scripted import PASSWORD, ScriptedDcs, Step
 
@@ -114,3 +117,25 @@ def test_status_from_the_environment_does_not_import_prefect(stub_dcs: StubDcs) 
         check=True,
     ).stdout  # fmt: skip
     assert out.split()[-2:] == ["False", "0"]
+
+
+@pytest.mark.e2e
+def test_the_demo_runs_the_whole_runbook(tmp_path: Path) -> None:
+    """`dcs-migrate demo`, the first Quickstart command: exits 0 after one IP exchange."""
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "COLUMNS": "100",
+    }
+    env.pop("PREFECT_API_URL", None)  # the demo's point: Prefect's embedded server
+    done = subprocess.run(
+        [sys.executable, "-c", "from flows.cli import run; run()", "demo"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "IP exchanges the sandbox saw │ 1" in done.stdout
+    assert "notifications received       │ 2" in done.stdout
+    assert "EXCHANGE_SUCCESS" in done.stdout
+    for secret in ("DCStest123", "DCStarget456", DEFAULT_SECRET_KEY):  # Redis passwords, SK
+        assert secret not in done.stdout + done.stderr
