@@ -1,0 +1,362 @@
+"""What every benchmark needs: child processes, their CPU, the Prefect database, medians.
+
+Each measured variant runs in a fresh child process (`python -m benchmarks.<module>`) that
+prints one line `BENCH-RESULT {json}`; peaks (RSS) are therefore per variant. The sandbox
+and the Prefect server are processes of their own: their CPU is read from /proc, never
+counted as ours.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RESULT_PREFIX = "BENCH-RESULT "
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy")
+
+
+class BenchmarkError(RuntimeError):
+    """A benchmark could not run (a child failed, a server did not start)."""
+
+
+def emit(result: Mapping[str, Any]) -> None:
+    """Hand a child's result to the parent: one line on stdout."""
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size, in MB (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Our environment for a child: loopback never proxied, Prefect offline and quiet."""
+    env = {key: value for key, value in os.environ.items() if key not in _PROXY_VARIABLES}
+    env.update(
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_CLI_PROMPT="false",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+    )
+    env.update(extra)
+    return env
+
+
+def run_child(
+    module: str,
+    args: Sequence[str] = (),
+    *,
+    env: Mapping[str, str],
+    log: Path,
+    timeout: float,
+) -> dict[str, Any]:
+    """Run `python -m module args` to the end; its `BENCH-RESULT` (plus `spawn_monotonic`)."""
+    spawned = time.monotonic()
+    command = [sys.executable, "-m", module, *args]
+    with log.open("ab") as stderr:
+        done = subprocess.run(  # noqa: S603 (our own module, our own interpreter)
+            command,
+            env=dict(env),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            timeout=timeout,
+            check=False,
+        )
+    ended = time.monotonic()
+    out = done.stdout.decode("utf-8", "replace")
+    lines = [line for line in out.splitlines() if line.startswith(RESULT_PREFIX)]
+    if done.returncode != 0 or not lines:
+        tail = log.read_text(errors="replace")[-3000:]
+        msg = f"{' '.join(command)} exited with {done.returncode}; stderr tail:\n{tail}\n{out}"
+        raise BenchmarkError(msg)
+    result: dict[str, Any] = json.loads(lines[-1][len(RESULT_PREFIX) :])
+    result["spawn_monotonic"] = spawned
+    result["process_wall_s"] = ended - spawned
+    return result
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and every live descendant, from /proc (0 if gone)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces or parentheses: split after the last ')'.
+        fields = raw[raw.rfind(")") + 2 :].split()
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICKS
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(times.get(member, 0.0) for member in tree)
+
+
+@dataclass
+class Service:
+    """A server process we started (sandbox or Prefect), and how to reach it."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    info: dict[str, Any]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        return process_tree_cpu_seconds(self.pid)
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM, a second SIGTERM (Prefect ignores one sometimes), then SIGKILL: by PID only."""
+    for sig in (signal.SIGTERM, signal.SIGTERM):
+        if process.poll() is not None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=grace / 2)
+        except subprocess.TimeoutExpired:
+            continue
+        return
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=grace)
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    """Poll `url` until it answers 200; fail early, with the log, if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:]
+            msg = f"{process.args!r} exited with {process.returncode}:\n{tail}"
+            raise BenchmarkError(msg)
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    msg = f"{url} did not answer within {timeout} s:\n{log.read_text(errors='replace')[-3000:]}"
+    raise BenchmarkError(msg)
+
+
+@contextmanager
+def sandbox_process(scenario: Path, clock: str, log: Path) -> Iterator[Service]:
+    """`benchmarks.sandbox_proc` serving `scenario` on 127.0.0.1, stopped when the block ends."""
+    command = [sys.executable, "-m", "benchmarks.sandbox_proc", "--scenario", str(scenario)]
+    command += ["--clock", clock]
+    with log.open("ab") as stderr:
+        process = subprocess.Popen(  # noqa: S603 (our own module, our own interpreter)
+            command, env=child_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr
+        )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode()
+        if not line:
+            process.wait(timeout=10)
+            msg = f"the sandbox did not start:\n{log.read_text(errors='replace')[-3000:]}"
+            raise BenchmarkError(msg)
+        info: dict[str, Any] = json.loads(line)
+        wait_until_up(f"{info['url']}/_bench/stats", process, log, 60)
+        yield Service(process, info["url"], info)
+    finally:
+        stop_process(process)
+
+
+def sandbox_stats(sandbox: Service) -> dict[str, Any]:
+    """The counter of `benchmarks.sandbox_proc`: requests by route, first and last moment."""
+    answer: dict[str, Any] = httpx.get(f"{sandbox.url}/_bench/stats", timeout=10).json()
+    return answer
+
+
+def sandbox_reset(sandbox: Service) -> None:
+    """Scenario time 0 now, request counter cleared."""
+    httpx.post(f"{sandbox.url}/_sandbox/reset", timeout=10).raise_for_status()
+
+
+@contextmanager
+def prefect_server(home: Path, log: Path, port: int) -> Iterator[Service]:
+    """`prefect server start` on 127.0.0.1 with SQLite at `home/prefect.db`; stopped after."""
+    database = home / "prefect.db"
+    env = child_env(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{database}",
+        PREFECT_SERVER_UI_ENABLED="false",
+        # Write what the run produced promptly, so the row counts settle within seconds.
+        PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL="1",
+        PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL="1",
+    )
+    command = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1"]
+    command += ["--port", str(port)]
+    with log.open("ab") as output:
+        process = subprocess.Popen(  # noqa: S603 (Prefect's own CLI from our venv)
+            command, env=env, cwd=home, stdout=output, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_until_up(f"{url}/health", process, log, 180)
+        yield Service(process, url, {"database": str(database)})
+    finally:
+        stop_process(process)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def table_rows(database: Path) -> dict[str, int]:
+    """Rows per table of a Prefect SQLite database (read-only; the server keeps writing)."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+    try:
+        names = [
+            row[0]
+            for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        counts = {}
+        for name in names:
+            # Table names come from sqlite_master itself, quoted: nothing user-supplied.
+            query = f'SELECT count(*) FROM "{name}"'  # noqa: S608
+            counts[name] = int(connection.execute(query).fetchone()[0])
+        return counts
+    finally:
+        connection.close()
+
+
+def settled_rows(
+    database: Path, *, quiet_for: float = 2.5, timeout: float = 45.0
+) -> dict[str, int]:
+    """Row counts once they stop changing for `quiet_for` seconds (the server's services
+    record task runs and events from a queue, a moment after the client sent them)."""
+    deadline = time.monotonic() + timeout
+    last = table_rows(database)
+    still_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = table_rows(database)
+        if now != last:
+            last, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= quiet_for:
+            break
+    return last
+
+
+def row_delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """Rows added per table (tables that did not change are left out)."""
+    names = set(before) | set(after)
+    delta = {name: after.get(name, 0) - before.get(name, 0) for name in names}
+    return {name: count for name, count in sorted(delta.items()) if count}
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The `fraction` quantile by the nearest-rank method (p99 of 100 values: the 99th)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, int(-(-fraction * len(ordered) // 1)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were measured on."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "uname": " ".join(part for part in platform.uname() if part),
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "load average at start": ", ".join(f"{value:.2f}" for value in load),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "prefect": _version("prefect"),
+        "httpx": _version("httpx"),
+        "httpcore": _version("httpcore"),
+        "pydantic": _version("pydantic"),
+        "huaweicloudsdkdcs": _version("huaweicloudsdkdcs"),
+        "uvicorn (sandbox)": _version("uvicorn"),
+        "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", "(unset)"),
+    }
+
+
+__all__ = [
+    "BIN",
+    "RESULT_PREFIX",
+    "ROOT",
+    "BenchmarkError",
+    "Service",
+    "child_env",
+    "emit",
+    "free_port",
+    "machine",
+    "median",
+    "peak_rss_mb",
+    "percentile",
+    "prefect_server",
+    "process_tree_cpu_seconds",
+    "row_delta",
+    "run_child",
+    "sandbox_process",
+    "sandbox_reset",
+    "sandbox_stats",
+    "settled_rows",
+    "stop_process",
+    "table_rows",
+    "wait_until_up",
+]
