@@ -70,6 +70,7 @@ from blocks.models import (
 )
 from flows.clock import current
 from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials
+from flows.polling import is_passing, read_task
 
 if TYPE_CHECKING:
     from logging import Logger
@@ -297,7 +298,7 @@ class _Cutover:
             try:
                 task = await self.dcs.show_migration_task(self.task_id)
             except DcsError as exc:
-                if not exc.transient:
+                if not is_passing(exc):
                     return self.failed(task, f"could not be followed: {exc}", state="requested")
                 if error_streak == 0:
                     # Once per streak: an outage of minutes must not flood the run's log.
@@ -361,7 +362,7 @@ async def _switch(
             action, task_id, prefect, dcs, logger, timeout_seconds, poll_interval_seconds
         )
         record = await cut.read_record()
-        before = await dcs.show_migration_task(task_id)
+        before = await read_task(dcs, task_id)
         shown = _task_status(before)
 
         if shown in (EXCHANGING, action.success):

@@ -52,9 +52,33 @@ def is_done(task: MigrationTask, until: Until) -> bool:
     return task.ready_for_cutover and until != "success"
 
 
-def _retryable(error: DcsError) -> bool:
-    # A garbled answer from a gateway is as passing as a 502 for a watch that lasts days.
+def is_passing(error: DcsError) -> bool:
+    """Whether a failed read is worth trying again later, for a flow that waits anyway."""
+    # A garbled answer from a gateway is as passing as a 502 for a flow that waits.
     return error.transient or isinstance(error, DcsUnexpectedResponse)
+
+
+async def read_task(
+    client: AsyncDcsClient,
+    task_id: str,
+    *,
+    patience_seconds: float = 600.0,
+    interval_seconds: float = 5.0,
+) -> MigrationTask:
+    """One read of a task that rides out passing errors, as a watch does, for a while.
+
+    The reads a runbook makes outside a watch (before and after the cutover) need the same
+    patience: one gateway page must not fail a migration that is fine.
+    """
+    time = clock.current()
+    deadline = time.monotonic() + patience_seconds
+    while True:
+        try:
+            return await client.show_migration_task(task_id)
+        except DcsError as error:
+            if not is_passing(error) or time.monotonic() >= deadline:
+                raise
+        await time.sleep(interval_seconds)
 
 
 @dataclass(frozen=True)
@@ -188,7 +212,7 @@ class _TaskWatch:
 
     async def failed_read(self, error: DcsError) -> None:
         """Take in a failed read: re-raise what is permanent or ends a long streak."""
-        if not _retryable(error):
+        if not is_passing(error):
             raise error
         self.streak += 1
         await self.observer.transient_error(self.task_id, error, self.streak)
@@ -340,7 +364,7 @@ async def watch_tasks(
             try:
                 statuses = await _list_statuses(client, limiter, page_size)
             except DcsError as error:
-                if not _retryable(error):
+                if not is_passing(error):
                     # Credentials that may read tasks but not list them (403): read each one.
                     use_list = False
                     await hooks.notice(
@@ -412,7 +436,9 @@ __all__ = [
     "WatchObserver",
     "WatchSettings",
     "is_done",
+    "is_passing",
     "open_client",
+    "read_task",
     "watch_task",
     "watch_tasks",
 ]

@@ -29,7 +29,7 @@ from flows.cutover import (
     run_cutover_deployment,
 )
 from flows.notify import check_notification_blocks, notify_migration
-from flows.polling import Until, open_client
+from flows.polling import Until, open_client, read_task
 from flows.wait import wait_for_migration_task
 
 Cutover = Literal["none", "exchange_ip", "deployment"]
@@ -224,7 +224,7 @@ async def migration_runbook(
                 )
                 deployment_run = run.name
             async with open_client(await aload_credentials(credentials)) as client:
-                last = await client.show_migration_task(task_id)
+                last = await read_task(client, task_id)
             logger.info("after the cutover: %s, task_status %s", last.describe(), last.task_status)
             _verify(last, cutover)
             await tell("cutover done", last)
