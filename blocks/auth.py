@@ -26,6 +26,8 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
+import re
 import threading
 import weakref
 from collections.abc import (
@@ -327,16 +329,35 @@ class _OnceBody(httpx.SyncByteStream, httpx.AsyncByteStream):
         yield self._take()
 
 
+class _RedactSubjectToken(logging.Filter):
+    """httpcore's DEBUG trace prints response headers: IAM's token is one of them."""
+
+    _TOKEN = re.compile(rb"(x-subject-token['\"]?,\s*b?['\"])[^'\"]*", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "subject-token" in text.lower():
+            record.msg = self._TOKEN.sub(rb"\1**********", text.encode()).decode(errors="replace")
+            record.args = ()
+        return True
+
+
+# Filters do not reach a child logger's records: attach to the loggers that log headers.
+for _name in ("httpcore.http11", "httpcore.http2"):
+    logging.getLogger(_name).addFilter(_RedactSubjectToken())
+
+
 def _parse_expiry(body: bytes) -> datetime | None:
     try:
         data = json.loads(body)
         text = data["token"]["expires_at"]
         if not isinstance(text, str):
             return None
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except (ValueError, TypeError, KeyError):
+        moment = _as_utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+    # RecursionError: JSON nested too deeply; OverflowError: a date with no UTC equivalent.
+    except (ValueError, TypeError, KeyError, RecursionError, OverflowError):
         return None
-    return _as_utc(moment)
+    return moment
 
 
 class IamPasswordAuth(httpx.Auth):

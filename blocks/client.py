@@ -316,11 +316,12 @@ class _BaseDcsClient:
             return None
         try:
             data = json.loads(response.content)
-        except ValueError:
-            problem = f"a body that is not JSON: {service_text(response.content)}"
-            raise self._unexpected(call, response, problem) from None
-        try:
             model = call.model.model_validate(data)
+            # Every model masks secret-looking fields too (a field DCS may add later).
+            return model if self._keep_passwords else model.masked()
+        except RecursionError:
+            problem = "a body nested too deeply to read"
+            raise self._unexpected(call, response, problem) from None
         except ValidationError as exc:
             # Only locations and messages: the input may hold a password.
             details = "; ".join(
@@ -330,8 +331,9 @@ class _BaseDcsClient:
             raise self._unexpected(
                 call, response, f"a body DCS does not document: {details}"
             ) from None
-        # Every model masks secret-looking fields too (a field DCS may add later).
-        return model if self._keep_passwords else model.masked()
+        except ValueError:
+            problem = f"a body that is not JSON: {service_text(response.content)}"
+            raise self._unexpected(call, response, problem) from None
 
     def _unexpected(
         self, call: _Call[Any], response: httpx.Response, problem: str

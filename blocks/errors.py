@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from blocks.models import MigrationTask
 
 _MAX_SERVICE_TEXT = 300
+#: DCS codes look like "DCS.4133": anything much longer is not one, and is cut.
+_MAX_CODE = 64
 
 #: DCS codes that mean "busy, try again later" (from DCS's error-code table).
 BUSY_ERROR_CODES = frozenset(
@@ -229,7 +231,7 @@ def _parse_error_body(body: bytes) -> tuple[str | None, str | None]:
     """(error_code, error_msg) from a DCS error body, or (None, excerpt) if it is not one."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to read
         return None, service_text(body)
     if not isinstance(data, Mapping):
         return None, service_text(body)
@@ -239,7 +241,7 @@ def _parse_error_body(body: bytes) -> tuple[str | None, str | None]:
         data = {"error_code": inner.get("code"), "error_msg": inner.get("message")}
     code = data.get("error_code")
     msg = data.get("error_msg")
-    code_text = str(code) if code is not None else None
+    code_text = str(code)[:_MAX_CODE] if code is not None else None
     msg_text = service_text(str(msg).encode()) if msg is not None else None
     return code_text, msg_text
 
