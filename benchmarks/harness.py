@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -26,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+# One way to stop what a benchmark starts, shared with the end-to-end tests.
+from tests.processes import stop as stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -137,22 +139,6 @@ class Service:
 
     def cpu_seconds(self) -> float:
         return process_tree_cpu_seconds(self.pid)
-
-
-def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM, a second SIGTERM (Prefect ignores one sometimes), then SIGKILL: by PID only."""
-    for sig in (signal.SIGTERM, signal.SIGTERM):
-        if process.poll() is not None:
-            return
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=grace / 2)
-        except subprocess.TimeoutExpired:
-            continue
-        return
-    if process.poll() is None:
-        process.kill()
-        process.wait(timeout=grace)
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
