@@ -57,7 +57,8 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeout
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            msg = f"{process.args!r} exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+            tail = log.read_text(errors="replace")[-3000:]
+            msg = f"{process.args!r} exited with {process.returncode}:\n{tail}"
             raise AssertionError(msg)
         try:
             if httpx.get(url, timeout=2).status_code == 200:
@@ -65,7 +66,7 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeout
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    msg = f"{url} did not answer within {timeout} s:\n{log.read_text()[-3000:]}"
+    msg = f"{url} did not answer within {timeout} s:\n{log.read_text(errors='replace')[-3000:]}"
     raise AssertionError(msg)
 
 
