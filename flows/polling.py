@@ -29,7 +29,7 @@ from blocks.errors import (
     MigrationTimeout,
     MigrationUnreachable,
 )
-from blocks.models import MigrationStatus, MigrationTask, MigrationTaskStats
+from blocks.models import MigrationStatus, MigrationTask, MigrationTaskStats, MigrationTaskSummary
 from blocks.settings import DcsSettings
 from flows import clock
 
@@ -45,7 +45,7 @@ def open_client(settings: DcsSettings, **options: Any) -> AsyncDcsClient:
     return settings.get_async_client(sleep=time.sleep, clock=time.monotonic, **options)
 
 
-def is_done(task: MigrationTask, until: Until) -> bool:
+def is_done(task: MigrationTask | MigrationTaskSummary, until: Until) -> bool:
     """Whether a (non-failed) task has reached what the watch waits for."""
     if task.succeeded:
         return True
@@ -219,9 +219,11 @@ class _TaskWatch:
         if self.streak >= self.settings.max_consecutive_errors:
             raise _unreachable(self.task_id, self.last, self.streak, error) from error
 
-    def changed_in(self, statuses: dict[str, str | None]) -> bool:
-        """Whether a page of listed statuses shows this task as new, changed or missing."""
-        return self.last is None or statuses.get(self.task_id) != self.last.raw_status
+    def changed_in(self, listed: dict[str, MigrationTaskSummary]) -> bool:
+        """Whether the listed tasks show this task as new, changed or missing."""
+        summary = listed.get(self.task_id)
+        raw_status = summary.raw_status if summary is not None else None
+        return self.last is None or summary is None or raw_status != self.last.raw_status
 
     def timeout(self) -> MigrationTimeout:
         return _timeout(self.task_id, self.last, self.settings)
@@ -323,7 +325,10 @@ async def watch_tasks(
 
     With `list_threshold` or more tasks still pending, each round reads every status from
     the list endpoint (one request per page of `page_size`) and fetches a task's details
-    only when its status changed; with fewer, it fetches each pending task's details.
+    only when its status changed, those the list shows finished first; with fewer, it
+    fetches each pending task's details. Each read is taken in (and the observer told) as
+    soon as it arrives. Rounds start one interval apart, however long a round takes, so a
+    change is listed at most one interval (plus the list's own time) after it happened.
     At most `max_concurrency` requests are in flight, and at most
     `max_requests_per_second` start per second.
     """
@@ -338,13 +343,13 @@ async def watch_tasks(
     slots = asyncio.Semaphore(max_concurrency)
     deadline = time.monotonic() + settings.timeout_seconds
 
-    async def read(task_id: str) -> MigrationTask | DcsError:
+    async def read(task_id: str) -> tuple[str, MigrationTask | DcsError]:
         async with slots:
             await limiter.acquire()
             try:
-                return await client.show_migration_task(task_id)
+                return task_id, await client.show_migration_task(task_id)
             except DcsError as error:
-                return error
+                return task_id, error
 
     async def take(task_id: str, result: MigrationTask | DcsError) -> None:
         watch = watches[task_id]
@@ -359,10 +364,11 @@ async def watch_tasks(
     use_list = True
     list_streak = 0
     while pending := [task_id for task_id in watches if task_id not in outcomes]:
+        round_started = time.monotonic()
         to_read = pending
         if use_list and len(pending) >= list_threshold:
             try:
-                statuses = await _list_statuses(client, limiter, page_size)
+                listed = await _list_tasks(client, limiter, page_size)
             except DcsError as error:
                 if not is_passing(error):
                     # Credentials that may read tasks but not list them (403): read each one.
@@ -392,12 +398,18 @@ async def watch_tasks(
                     to_read = []
             else:
                 list_streak = 0
-                to_read = [t for t in pending if watches[t].changed_in(statuses)]
+                to_read = [t for t in pending if watches[t].changed_in(listed)]
                 for task_id in set(pending) - set(to_read):
                     watches[task_id].unchanged += 1
-        results = await asyncio.gather(*(read(task_id) for task_id in to_read))
-        for task_id, result in zip(to_read, results, strict=True):
-            await take(task_id, result)
+                to_read.sort(key=lambda task_id: not _ends_watch(listed.get(task_id), settings))
+        reads = [asyncio.ensure_future(read(task_id)) for task_id in to_read]
+        try:
+            for arrival in asyncio.as_completed(reads):
+                await take(*await arrival)
+        finally:
+            for unfinished in reads:
+                unfinished.cancel()
+            await asyncio.gather(*reads, return_exceptions=True)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             for task_id in watches:
@@ -407,25 +419,32 @@ async def watch_tasks(
             break
         if any(task_id not in outcomes for task_id in watches):
             fastest = min(w.unchanged for t, w in watches.items() if t not in outcomes)
-            await time.sleep(min(settings.interval(fastest), remaining))
+            # One interval from the start of this round to the start of the next.
+            until_next = settings.interval(fastest) - (time.monotonic() - round_started)
+            await time.sleep(max(0.0, min(until_next, remaining)))
     return {task_id: outcomes[task_id] for task_id in watches}
 
 
-async def _list_statuses(
+def _ends_watch(summary: MigrationTaskSummary | None, settings: WatchSettings) -> bool:
+    """Whether a listed task looks finished (failed, or done), so is worth reading first."""
+    return summary is not None and (summary.failed or is_done(summary, settings.until))
+
+
+async def _list_tasks(
     client: AsyncDcsClient, limiter: RateLimiter, page_size: int
-) -> dict[str, str | None]:
-    """Every task's raw status, read a page per request."""
-    statuses: dict[str, str | None] = {}
+) -> dict[str, MigrationTaskSummary]:
+    """Every task's summary by id, read a page per request."""
+    listed: dict[str, MigrationTaskSummary] = {}
     offset = 0
     while True:
         await limiter.acquire()
         page = await client.list_migration_tasks(offset=offset, limit=page_size)
         for summary in page.migration_tasks:
             if summary.task_id is not None:
-                statuses[summary.task_id] = summary.raw_status
+                listed[summary.task_id] = summary
         offset += len(page.migration_tasks)
         if is_last_page(page, offset, page_size):
-            return statuses
+            return listed
 
 
 __all__ = [

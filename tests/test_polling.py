@@ -414,6 +414,91 @@ def test_fan_out_caps_requests_per_second(fake_time: FakeTime) -> None:
     assert fake_time.monotonic() >= 1.9
 
 
+def test_fan_out_rounds_start_one_interval_apart(fake_time: FakeTime) -> None:
+    """A round that takes 2 s of reads still lists again 5 s after it started, not 7 s."""
+    dcs = ScriptedDcs(
+        {f"t{i:02d}": ["MIGRATING", "MIGRATING", "SUCCESS"] for i in range(20)},
+        advance_on_list=True,
+    )
+    listed_at: list[float] = []
+    answer = dcs.answer
+
+    def timed(method: str, path: str, query: str = "") -> tuple[int, bytes]:
+        if path.endswith("/migration-tasks"):
+            listed_at.append(fake_time.monotonic())
+        return answer(method, path, query)
+
+    dcs.answer = timed  # type: ignore[method-assign]
+    outcomes = run_many(
+        dcs, fake_time, list(dcs.scripts), max_requests_per_second=10, list_threshold=1
+    )
+    assert all(outcome.ok for outcome in outcomes.values())
+    # Round 1: a list and 20 first-look reads at 10 per second end at 2.0 s.
+    assert listed_at == pytest.approx([0.0, 5.0, 10.0])
+
+
+def test_fan_out_reads_finished_tasks_first_and_reports_each_as_it_arrives(
+    fake_time: FakeTime,
+) -> None:
+    """The list shows one task finished and one merely changed: the finished one is read
+    first, and the observer hears of it while the other read is still in flight."""
+    dcs = ScriptedDcs(
+        {
+            "moved": ["MIGRATING", "FULLMIGRATING", "FULLMIGRATING", "SUCCESS"],
+            "done": ["MIGRATING", "SUCCESS"],
+        },
+        advance_on_list=True,
+    )
+    shows: list[str] = []
+    released: list[bool] = []
+
+    async def run() -> dict[str, Any]:
+        done_seen = asyncio.Event()
+
+        class Observer(WatchObserver):
+            async def changed(self, previous: MigrationTask | None, task: MigrationTask) -> None:
+                if task.task_id == "done" and task.succeeded:
+                    done_seen.set()
+
+        async def handler(request: httpx.Request) -> httpx.Response:
+            path = request.url.path
+            if "/migration-task/" in path:
+                task_id = path.rsplit("/", 1)[-1]
+                shows.append(task_id)
+                if task_id == "moved" and shows.count("moved") == 2:
+                    # Held until the observer has heard of "done" (or 2 s: then it failed).
+                    try:
+                        await asyncio.wait_for(done_seen.wait(), timeout=2)
+                        released.append(True)
+                    except TimeoutError:
+                        released.append(False)
+            status, content = dcs.answer(request.method, path, request.url.query.decode())
+            return httpx.Response(status, content=content)
+
+        async with AsyncDcsClient(
+            "https://dcs.test",
+            "p",
+            TokenAuth(SecretStr("t")),
+            transport=httpx.MockTransport(handler),
+            retry=RetryPolicy(max_attempts=1),
+        ) as client:
+            return await watch_tasks(
+                client,
+                ["moved", "done"],
+                WatchSettings(poll_interval_seconds=5),
+                Observer(),
+                max_concurrency=2,
+                list_threshold=1,
+            )
+
+    outcomes = asyncio.run(run())
+    assert outcomes["done"].ok
+    assert outcomes["moved"].ok
+    # First looks in the given order; then the finished task before the changed one.
+    assert shows[:4] == ["moved", "done", "done", "moved"]
+    assert released == [True]
+
+
 def test_fan_out_times_out_only_what_is_pending(fake_time: FakeTime) -> None:
     """At the deadline, finished tasks keep their success; the rest get MigrationTimeout."""
     dcs = ScriptedDcs({"fast": ["SUCCESS"], "slow": ["MIGRATING"]})
