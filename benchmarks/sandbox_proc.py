@@ -12,9 +12,6 @@ Around the unchanged sandbox app it adds, for the benchmarks only:
 - `--clock polls`: scenario time is the number of `show_migration_task` requests since the
   last reset, so a task scripted `FULLMIGRATING` for N - 0.5 s answers SUCCESS at exactly
   the N-th poll, however fast or slow the client polls;
-- an index of the scenario's tasks by id. `Scenario.task` searches the list, so one list
-  page over 5,000 tasks costs the sandbox ~0.7 s of CPU (every task looked up by a linear
-  search); indexed, ~0.1 s. The answers are the same.
 """
 
 from __future__ import annotations
@@ -33,25 +30,12 @@ import uvicorn
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sandbox import ManualClock, MigrationScript, Scenario, create_app, load_scenario
+from sandbox import ManualClock, create_app, load_scenario
 from sandbox.server import sandbox_credentials
 
 _SHOW = re.compile(r"^/v2/[^/]+/migration-task/[^/]+$")
 _STATS = re.compile(r"^/v2/[^/]+/migration-task/[^/]+/stats$")
 _LIST = re.compile(r"^/v2/[^/]+/migration-tasks$")
-_INDEXES: dict[int, dict[str, MigrationScript]] = {}
-
-
-def _indexed_task(self: Scenario, task_id: str) -> MigrationScript | None:
-    index = _INDEXES.get(id(self))
-    if index is None:
-        index = _INDEXES[id(self)] = {task.task_id: task for task in self.tasks}
-    return index.get(task_id)
-
-
-def index_scenario_tasks() -> None:
-    """Make `Scenario.task` a dict lookup (the sandbox never changes a scenario's tasks)."""
-    Scenario.task = _indexed_task  # type: ignore[method-assign]
 
 
 def route_of(method: str, path: str) -> str | None:
@@ -123,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
         help="real: scenario seconds at the scenario's speed; polls: one second per show",
     )
     args = parser.parse_args(argv)
-    index_scenario_tasks()
     scenario = load_scenario(args.scenario)
     polls_clock = ManualClock() if args.clock == "polls" else None
     app = CountingApp(create_app(scenario, polls_clock), polls_clock)

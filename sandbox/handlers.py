@@ -125,13 +125,13 @@ class Handlers:
         # DCS matches names fuzzily: here, a case-insensitive substring.
         name = (request.query_params.get("name") or "").lower()
         origin = self.state.origin
-        items = []
+        listed = []
         for script in self.scenario.tasks:
             snap = self.state.task(script.task_id)
             if not snap.deleted and name in script.task_name.lower():
-                items.append(list_item(script, snap, origin))
-        page = items[offset : offset + limit]
-        return JSONResponse({"count": len(items), "migration_tasks": page})
+                listed.append((script, snap))
+        page = [list_item(script, snap, origin) for script, snap in listed[offset : offset + limit]]
+        return JSONResponse({"count": len(listed), "migration_tasks": page})
 
     async def logs(self, request: Request, call: Call) -> Response:
         script, _ = self._task(request)

@@ -14,11 +14,12 @@ migration at `speed: 60` takes ten real seconds.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 #: The project every default scenario lives in (32 hex digits, like a real project id).
 DEFAULT_PROJECT_ID = "0605767f8d00d5a52f4bc01f1b2d5ac5"
@@ -443,11 +444,13 @@ class Scenario(_Strict):
     token_lifetime_seconds: float = Field(default=86400.0, gt=0)
     tasks: list[MigrationScript] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
+    # `task()` looks ids up here; rebuilt whenever `tasks` is another list (model_copy).
+    _index: tuple[list[MigrationScript], dict[str, MigrationScript]] | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
-        ids = [task.task_id for task in self.tasks]
-        duplicates = sorted({task_id for task_id in ids if ids.count(task_id) > 1})
+        counts = Counter(task.task_id for task in self.tasks)
+        duplicates = sorted(task_id for task_id, count in counts.items() if count > 1)
         if duplicates:
             msg = f"task ids must be unique, repeated: {duplicates}"
             raise ValueError(msg)
@@ -457,8 +460,10 @@ class Scenario(_Strict):
         return self
 
     def task(self, task_id: str) -> MigrationScript | None:
-        """The script of `task_id`, or None."""
-        return next((task for task in self.tasks if task.task_id == task_id), None)
+        """The script of `task_id`, or None (a dict lookup: a list page of N tasks is O(N))."""
+        if self._index is None or self._index[0] is not self.tasks:
+            self._index = (self.tasks, {task.task_id: task for task in self.tasks})
+        return self._index[1].get(task_id)
 
 
 def bundled_scenarios() -> list[str]:

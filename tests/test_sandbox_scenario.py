@@ -23,6 +23,7 @@ import sandbox
 from sandbox import (
     MigrationScript,
     ScaledClock,
+    Scenario,
     ScenarioError,
     bundled_scenarios,
     format_banner,
@@ -112,6 +113,23 @@ def test_json_scenario_and_defaults(tmp_path: Path) -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", scenario.project_id)
     assert scenario.tasks[0].task_name == "migration-t1"
     assert scenario.tasks[0].steps[0].status == "INCRMIGEATING"
+
+
+def test_task_lookup_follows_a_copy_with_other_tasks() -> None:
+    """`Scenario.task` finds each id, and a copy with new tasks never answers from the old."""
+    scenario = Scenario(tasks=[MigrationScript.full("t1"), MigrationScript.full("t2")])
+    assert scenario.task("t2") is scenario.tasks[1]
+    assert scenario.task("t3") is None
+    copy = scenario.model_copy(update={"tasks": [MigrationScript.failing("t3")]})
+    assert copy.task("t3") is copy.tasks[0]
+    assert copy.task("t1") is None
+    assert scenario.task("t1") is scenario.tasks[0]
+
+
+def test_repeated_task_ids_are_named() -> None:
+    """Two tasks with one id are refused, naming the id."""
+    with pytest.raises(ValueError, match=r"repeated: \['t1'\]"):
+        Scenario(tasks=[MigrationScript.full("t1"), MigrationScript.full("t1")])
 
 
 @pytest.mark.parametrize(
