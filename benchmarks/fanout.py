@@ -11,7 +11,7 @@ task until all are terminal or the period is over:
   statuses per list request, a task's details only when its status changed; a
   `WatchObserver` records the moment each terminal status reaches the observer.
 - `sdk`: the official SDK (AK/SK) from a thread pool: each round, one
-  `show_migration_task` per pending task, then the interval's sleep (as ours sleeps).
+  `show_migration_task` per pending task; rounds start one interval apart, as ours do.
 
 Detection latency of a task = (moment the watcher saw its terminal status) - (reset
 moment + its scripted flip time), infinite for a task whose flip the watch never saw
@@ -170,6 +170,7 @@ def _sdk(config: dict[str, Any], task_ids: list[str]) -> dict[str, Any]:
     with ThreadPoolExecutor(config["threads"], thread_name_prefix="sdk") as pool:
         while pending:
             rounds += 1
+            round_started = time.monotonic()
             still = []
             for task_id, (status, at) in zip(pending, pool.map(show, pending), strict=True):
                 if status in TERMINAL_STATUSES:
@@ -180,7 +181,8 @@ def _sdk(config: dict[str, Any], task_ids: list[str]) -> dict[str, Any]:
             remaining = deadline - time.monotonic()
             if not pending or remaining <= 0:
                 break
-            time.sleep(min(config["interval"], remaining))
+            until_next = config["interval"] - (time.monotonic() - round_started)
+            time.sleep(max(0.0, min(until_next, remaining)))
     return {
         "cpu_s": time.process_time() - cpu,
         "wall_s": time.perf_counter() - wall,
