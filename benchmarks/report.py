@@ -271,8 +271,8 @@ def fanout_section(
     lines += _table(["tasks", "CPU", "requests"], ratio_rows)
     lines += [
         "",
-        "Requests of `ours` against the design's count (list pages per round + a first "
-        "look at each task + one read per transition):",
+        "Requests of `ours` against the design's count (list pages per round + one read "
+        "per transition; the first look at a task is its list item):",
         "",
     ]
     expected_rows = []

@@ -390,6 +390,34 @@ class MigrationTaskSummary(_TaskFields):
     target_instance_spec_code: str | None = None
     error_message: str | None = None
 
+    def as_task(self) -> MigrationTask:
+        """This item as a `MigrationTask`, as far as a list shows it: the shared fields,
+        each instance's id and name (and the target's address) in `source_instance` and
+        `target_instance`, every other list field kept as an extra field.
+
+        >>> item = MigrationTaskSummary(task_id="t", status="FULLMIGRATING", target_instance_id="d")
+        >>> task = item.as_task()
+        >>> task.status, task.target_instance.id, task.source_instance.id
+        (<MigrationStatus.FULLMIGRATING: 'FULLMIGRATING'>, 'd', None)
+        """
+        data = self.model_dump(exclude=set(_INSTANCE_FIELDS))
+        for side, fields in (
+            ("source_instance", _SOURCE_FIELDS),
+            ("target_instance", _TARGET_FIELDS),
+        ):
+            data[side] = {name: getattr(self, field) for field, name in fields.items()}
+        return MigrationTask.model_validate(data)
+
+
+# How a list item's flat instance fields map onto the details' nested instances.
+_SOURCE_FIELDS = {"source_instance_id": "id", "source_instance_name": "name"}
+_TARGET_FIELDS = {
+    "target_instance_id": "id",
+    "target_instance_name": "name",
+    "target_instance_addrs": "addrs",
+}
+_INSTANCE_FIELDS = {**_SOURCE_FIELDS, **_TARGET_FIELDS}
+
 
 class MigrationTaskList(DcsModel):
     """A page of list_migration_tasks; `count` is the total across pages."""

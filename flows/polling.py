@@ -325,10 +325,12 @@ async def watch_tasks(
 
     With `list_threshold` or more tasks still pending, each round reads every status from
     the list endpoint (one request per page of `page_size`) and fetches a task's details
-    only when its status changed, those the list shows finished first; with fewer, it
-    fetches each pending task's details. Each read is taken in (and the observer told) as
-    soon as it arrives. Rounds start one interval apart, however long a round takes, so a
-    change is listed at most one interval (plus the list's own time) after it happened.
+    only when its status changed, those the list shows finished first; the first look at
+    a task in progress is its list item (`MigrationTaskSummary.as_task`), so no detail
+    read at all until it changes. With fewer, it fetches each pending task's details.
+    Each read is taken in (and the observer told) as soon as it arrives. Rounds start one
+    interval apart, however long a round takes, so a change is listed at most one interval
+    (plus the list's own time) after it happened.
     At most `max_concurrency` requests are in flight, and at most
     `max_requests_per_second` start per second.
     """
@@ -398,9 +400,16 @@ async def watch_tasks(
                     to_read = []
             else:
                 list_streak = 0
-                to_read = [t for t in pending if watches[t].changed_in(listed)]
-                for task_id in set(pending) - set(to_read):
-                    watches[task_id].unchanged += 1
+                to_read = []
+                for task_id in pending:
+                    watch, summary = watches[task_id], listed.get(task_id)
+                    if watch.last is None and summary and not _ends_watch(summary, settings):
+                        # A first look at a task in progress: the list item says enough.
+                        await take(task_id, summary.as_task())
+                    elif watch.changed_in(listed):
+                        to_read.append(task_id)
+                    else:
+                        watch.unchanged += 1
                 to_read.sort(key=lambda task_id: not _ends_watch(listed.get(task_id), settings))
         reads = [asyncio.ensure_future(read(task_id)) for task_id in to_read]
         try:

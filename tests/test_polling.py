@@ -364,8 +364,8 @@ def test_fan_out_reads_statuses_a_page_at_a_time(fake_time: FakeTime) -> None:
     dcs = ScriptedDcs(scripts, advance_on_list=True)
     rounds = run_many(dcs, fake_time, list(scripts), max_requests_per_second=1000, list_threshold=1)
     assert all(outcome.ok for outcome in rounds.values())
-    # A first detail read per task, then one per change the list revealed.
-    assert dcs.requests["show"] == 2 * len(scripts)
+    # First looks come from the list; one detail read per change it revealed (to SUCCESS).
+    assert dcs.requests["show"] == len(scripts)
     assert dcs.requests["list"] <= 3 * (max(len(s) for s in scripts.values()) + 1)
 
 
@@ -412,6 +412,33 @@ def test_fan_out_caps_requests_per_second(fake_time: FakeTime) -> None:
     run_many(dcs, fake_time, list(dcs.scripts), max_requests_per_second=10, list_threshold=100)
     assert dcs.requests["show"] == 20
     assert fake_time.monotonic() >= 1.9
+
+
+def test_fan_out_first_look_comes_from_the_list(fake_time: FakeTime) -> None:
+    """A task in progress costs no detail read until it changes; one listed finished does."""
+    dcs = ScriptedDcs({"run": ["MIGRATING"], "end": ["SUCCESS"]}, advance_on_list=True)
+    firsts: dict[str, MigrationTask] = {}
+
+    class Firsts(WatchObserver):
+        async def changed(self, previous: MigrationTask | None, task: MigrationTask) -> None:
+            if previous is None and task.task_id:
+                firsts[task.task_id] = task
+
+    async def run() -> dict[str, Any]:
+        async with client_for(dcs, fake_time) as client:
+            settings = WatchSettings(poll_interval_seconds=5, timeout_seconds=12)
+            return await watch_tasks(client, ["run", "end"], settings, Firsts(), list_threshold=1)
+
+    outcomes = asyncio.run(run())
+    assert outcomes["end"].ok
+    assert isinstance(outcomes["run"].error, MigrationTimeout)
+    # Lists at 0, 5 and 10 s, and a last look at the 12 s deadline.
+    assert (dcs.requests["show:run"], dcs.requests["show:end"], dcs.requests["list"]) == (0, 1, 4)
+    assert firsts["run"].task_name == "migration-run"
+    assert firsts["run"].status is MigrationStatus.MIGRATING
+    # The finished one was read in full: its details carry the instances.
+    assert firsts["end"].target_instance is not None
+    assert firsts["end"].target_instance.id == "dcs-1"
 
 
 def test_fan_out_rounds_start_one_interval_apart(fake_time: FakeTime) -> None:
@@ -465,12 +492,12 @@ def test_fan_out_reads_finished_tasks_first_and_reports_each_as_it_arrives(
             if "/migration-task/" in path:
                 task_id = path.rsplit("/", 1)[-1]
                 shows.append(task_id)
-                if task_id == "moved" and shows.count("moved") == 2:
+                if task_id == "moved" and shows.count("moved") == 1:
                     # Held until the observer has heard of "done" (or 2 s: then it failed).
                     try:
                         await asyncio.wait_for(done_seen.wait(), timeout=2)
                         released.append(True)
-                    except TimeoutError:
+                    except asyncio.TimeoutError:  # not TimeoutError before 3.11
                         released.append(False)
             status, content = dcs.answer(request.method, path, request.url.query.decode())
             return httpx.Response(status, content=content)
@@ -494,8 +521,8 @@ def test_fan_out_reads_finished_tasks_first_and_reports_each_as_it_arrives(
     outcomes = asyncio.run(run())
     assert outcomes["done"].ok
     assert outcomes["moved"].ok
-    # First looks in the given order; then the finished task before the changed one.
-    assert shows[:4] == ["moved", "done", "done", "moved"]
+    # First looks come from the list; then the finished task is read before the changed one.
+    assert shows[:2] == ["done", "moved"]
     assert released == [True]
 
 
