@@ -15,6 +15,7 @@ pickle or return from a Prefect task.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -183,11 +184,23 @@ _MASKED_SECRET = SecretStr(MASKED)
 _M = TypeVar("_M", bound="DcsModel")
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_secret_name(key: str) -> bool:
+    # Field names repeat on every item of every page: decide each name once.
+    return _SECRET_KEY.search(key) is not None
+
+
 def _masked_value(key: object, value: Any) -> Any:
     """`value` with secrets masked; containers and models are rebuilt, so nothing is shared."""
+    # The common cases first: most values are None or short strings.
+    if value is None:
+        return None
+    secret_name = isinstance(key, str) and _is_secret_name(key)
+    if isinstance(value, str):
+        return MASKED if value and secret_name else value
     if isinstance(value, SecretStr):
         return _MASKED_SECRET if value.get_secret_value() else value
-    if isinstance(key, str) and _SECRET_KEY.search(key) and value not in (None, ""):
+    if secret_name:
         return MASKED
     if isinstance(value, DcsModel):
         return _masked_model(value)

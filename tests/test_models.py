@@ -267,6 +267,9 @@ def test_extra_fields_are_kept_at_every_level(seed_body: dict[str, Any]) -> None
         pytest.param({"auth": {"Passwd": "x"}}, {"auth": {"Passwd": MASKED}}, id="nested-dict"),
         pytest.param({"l": [{"secret": 1}]}, {"l": [{"secret": MASKED}]}, id="inside-list"),
         pytest.param({"token": None, "ok": "x"}, {"token": None, "ok": "x"}, id="unset-and-plain"),
+        pytest.param({"pin_secret": 0}, {"pin_secret": MASKED}, id="falsy-number"),
+        pytest.param({"pwd_list": []}, {"pwd_list": MASKED}, id="empty-list"),
+        pytest.param({"token": ""}, {"token": ""}, id="empty-string"),
     ],
 )
 def test_masked_masks_secret_looking_extra_fields(
