@@ -286,7 +286,8 @@ class _Cutover:
                     f"did not start: DCS still shows task_status {status!r} "
                     f"{START_GRACE_SECONDS:.0f} s after the request"
                 )
-                return self.failed(task, reason)
+                hint = "if the DCS console agrees that nothing was switched, pass force=True"
+                return self.failed(task, reason, hint=hint)
             if task.status in CUTOVER_FAILURE_STATUSES and task.status != baseline_status:
                 return self.failed(task, f"failed: the migration task became {task.raw_status!r}")
             remaining = deadline - clock.monotonic()
@@ -318,14 +319,18 @@ class _Cutover:
                 )
                 error_streak = 0
 
-    def failed(self, task: MigrationTask, reason: str, *, state: str = "failed") -> _Outcome:
+    def failed(
+        self, task: MigrationTask, reason: str, *, state: str = "failed", hint: str | None = None
+    ) -> _Outcome:
         """A bad end; `state` "requested" when it is unknown whether the switch happened."""
         message = (
             f"{self.subject} {reason} (last task_status {_task_status(task)!r}, status "
             f"{task.raw_status!r}, after {self.elapsed():.1f} s)"
         )
         if state == "requested":
-            message += "; it may still be under way: check DCS before passing force=True"
+            hint = "it may still be under way: check DCS before passing force=True"
+        if hint:
+            message += f"; {hint}"
         return _Outcome(task, state, message)
 
 

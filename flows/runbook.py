@@ -36,6 +36,8 @@ Cutover = Literal["none", "exchange_ip", "deployment"]
 
 #: Seconds between two checks whether a paused runbook was resumed (Prefect's poll).
 APPROVAL_POLL_SECONDS = 5.0
+#: The longest wait between two reads while an IP exchange is followed.
+EXCHANGE_POLL_SECONDS = 5.0
 
 
 class Approval(RunInput):
@@ -158,7 +160,8 @@ async def migration_runbook(
         credentials: Name of the DcsCredentials block (a name, never the secrets).
         until: "auto" (success, failure or ready for cutover), "success", or
             "ready_for_cutover".
-        poll_interval_seconds: Seconds between two looks at the task.
+        poll_interval_seconds: Seconds between two looks at the task (an IP exchange is
+            followed at this pace too, and at least every 5 seconds).
         timeout_seconds: Give up waiting after this many seconds.
         cutover: "none", "exchange_ip" (swap the instances' IPs), or "deployment" (run
             your own cutover deployment).
@@ -181,6 +184,8 @@ async def migration_runbook(
     started: datetime = time.now()
     began = time.monotonic()
     last: MigrationTask | None = None
+    # What a failure notification says happened: the cutover once it has begun.
+    failure = "failed"
 
     async def tell(event: str, task: MigrationTask, detail: str | None = None) -> None:
         await notify_migration(
@@ -210,12 +215,15 @@ async def migration_runbook(
         if cutover != "none":
             if require_approval:
                 comment = await _approve(last, approval_timeout_seconds)
+            failure = "cutover failed"
             if cutover == "exchange_ip":
                 last = await exchange_instance_ip(
                     task_id,
                     credentials,
                     exchanged_ip=exchanged_ip,
                     is_exchange_domain=is_exchange_domain,
+                    # An exchange takes seconds: follow it at least this closely.
+                    poll_interval_seconds=min(poll_interval_seconds, EXCHANGE_POLL_SECONDS),
                     force=force_cutover,
                 )
             else:
@@ -233,7 +241,7 @@ async def migration_runbook(
         if last is None:
             last = MigrationTask(task_id=task_id)
         try:
-            await tell("failed", last, detail=f"{type(error).__name__}: {error}")
+            await tell(failure, last, detail=f"{type(error).__name__}: {error}")
         except DcsError as notify_error:  # strict notifications: the first error stays the story
             logger.error("and the failure notification failed too: %s", notify_error)
         raise
@@ -251,6 +259,7 @@ async def migration_runbook(
 
 __all__ = [
     "APPROVAL_POLL_SECONDS",
+    "EXCHANGE_POLL_SECONDS",
     "Approval",
     "Cutover",
     "RunbookSummary",

@@ -186,8 +186,9 @@ async def test_exchange_succeeds_with_one_request(
             id="deadline",
         ),
         pytest.param(
-            ["RUNNING"], (204, b""), {}, r"did not start.*last task_status 'RUNNING'", "failed",
-            id="never-started",
+            ["RUNNING"], (204, b""), {},
+            r"did not start.*last task_status 'RUNNING'.*nothing was switched, pass force=True",
+            "failed", id="never-started",
         ),
         pytest.param(
             [EXCHANGING], (400, b'{"error_code": "DCS.4972", "error_msg": "bad state"}'), {},

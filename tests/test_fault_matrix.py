@@ -267,7 +267,11 @@ def on_read(number: int) -> tuple[dict[str, Any], ...]:
 
 
 NOT_CUT_OVER = {"notes": ("failed",), "posts": 0, "exchanges": 0}
-NOT_SWITCHED = {"error": CutoverFailed, "notes": ("ready for cutover", "failed"), "exchanges": 0}
+NOT_SWITCHED = {
+    "error": CutoverFailed,
+    "notes": ("ready for cutover", "cutover failed"),
+    "exchanges": 0,
+}
 
 
 WAIT_CASES: dict[str, Case] = {

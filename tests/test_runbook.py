@@ -33,8 +33,9 @@ TOKEN = "runbook-token-canary-5e7a"
 class World:
     """A scripted DCS and a notification sink on loopback, with blocks saved for both."""
 
-    def __init__(self, dcs_stub: StubDcs, sink: StubDcs) -> None:
+    def __init__(self, dcs_stub: StubDcs, sink: StubDcs, fake: FakeTime) -> None:
         self.task_id = uuid.uuid4().hex  # exactly-once records are per task: one per test
+        self.fake = fake
         self.dcs_stub = dcs_stub
         self.sink = sink
         self.dcs = ScriptedDcs({})
@@ -74,8 +75,9 @@ class World:
 @pytest.fixture
 def world() -> Iterator[World]:
     """Fresh DCS and sink servers, and time that moves only when the runbook waits."""
-    with StubDcs() as dcs, StubDcs() as sink, use_time(FakeTime()):
-        yield World(dcs, sink)
+    fake = FakeTime()
+    with StubDcs() as dcs, StubDcs() as sink, use_time(fake):
+        yield World(dcs, sink, fake)
 
 
 async def test_incremental_migration_cut_over_by_ip_exchange(world: World) -> None:
@@ -109,7 +111,35 @@ async def test_a_failed_migration_notifies_and_fails(world: World) -> None:
         await world.run(cutover="exchange_ip")
     assert world.dcs.posts == {}
     (subject,) = world.notifications()
-    assert "failed" in subject
+    assert subject.startswith("DCS migration failed:")
+
+
+async def test_a_failed_cutover_is_named_in_the_notification(world: World) -> None:
+    """After 'ready for cutover', an exchange that fails is told as 'cutover failed'."""
+    await world.setup(["INCRMIGEATING"])
+    world.dcs.exchange_steps = ["EXCHANGING", "EXCHANGE_FAILED"]
+    with pytest.raises(CutoverFailed):
+        await world.run(cutover="exchange_ip")
+    assert world.dcs.posts["exchange-ip"] == 1
+    ready, failed = world.notifications()
+    assert "ready for cutover" in ready
+    assert failed.startswith("DCS migration cutover failed:")
+
+
+@pytest.mark.parametrize(
+    ("poll", "pace"),
+    [pytest.param(2.0, 2.0, id="faster"), pytest.param(15.0, 5.0, id="capped")],
+)
+async def test_the_exchange_is_followed_at_the_runbooks_pace_or_every_5_s(
+    world: World, poll: float, pace: float
+) -> None:
+    """A runbook polling every 2 s follows its IP exchange every 2 s; every 15 s, every 5 s."""
+    await world.setup(["INCRMIGEATING"])  # ready at the first read: the wait never sleeps
+    summary: RunbookSummary = await world.run(cutover="exchange_ip", poll_interval_seconds=poll)
+    assert summary.task_status == "EXCHANGE_SUCCESS"
+    # Every sleep is the exchange's: EXCHANGING, EXCHANGING, then EXCHANGE_SUCCESS.
+    assert len(world.fake.sleeps) >= 2
+    assert set(world.fake.sleeps) == {pace}
 
 
 @pytest.mark.parametrize(
