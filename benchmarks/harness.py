@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -35,6 +36,10 @@ BIN = Path(sys.executable).parent
 RESULT_PREFIX = "BENCH-RESULT "
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy")
+
+
+#: Set by `--profile DIR`: every measured child then runs under `py-spy record` into DIR.
+profile_dir: Path | None = None
 
 
 class BenchmarkError(RuntimeError):
@@ -78,7 +83,7 @@ def run_child(
 ) -> dict[str, Any]:
     """Run `python -m module args` to the end; its `BENCH-RESULT` (plus `spawn_monotonic`)."""
     spawned = time.monotonic()
-    command = [sys.executable, "-m", module, *args]
+    command = _profiled([sys.executable, "-m", module, *args], module, args)
     with log.open("ab") as stderr:
         done = subprocess.run(  # noqa: S603 (our own module, our own interpreter)
             command,
@@ -100,6 +105,22 @@ def run_child(
     result["spawn_monotonic"] = spawned
     result["process_wall_s"] = ended - spawned
     return result
+
+
+def _profiled(command: list[str], module: str, args: Sequence[str]) -> list[str]:
+    """`command` under `py-spy record` (raw stacks, 250 Hz) when profiling, else unchanged."""
+    if profile_dir is None:
+        return command
+    found = BIN / "py-spy" if (BIN / "py-spy").exists() else shutil.which("py-spy")
+    if found is None:
+        msg = "--profile needs py-spy: install it with `.venv/bin/pip install py-spy`"
+        raise BenchmarkError(msg)
+    spy = Path(found)
+    name = "-".join([module.rsplit(".", 1)[-1], *args])
+    taken = len(list(profile_dir.glob(f"{name}-*.txt")))
+    output = profile_dir / f"{name}-{taken + 1}.txt"
+    return [str(spy), "record", "--rate", "250", "--format", "raw", "--output", str(output),
+            "--", *command]  # fmt: skip
 
 
 def process_tree_cpu_seconds(pid: int) -> float:

@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=20260101, help="fan-out scenario seed")
     parser.add_argument("--output", type=Path, help="write the report here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run each measured child under py-spy, raw stacks into DIR; no RESULTS.md",
+    )
     return parser
 
 
@@ -85,7 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.samples,
         )
     )
-    full = not quick and not sized and not args.only
+    # A profiled child is slowed by its sampler: its figures never go into RESULTS.md.
+    full = not quick and not sized and not args.only and args.profile is None
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        harness.profile_dir = args.profile
     runs = args.runs or (1 if quick else 3)
     polls = args.polls or (50 if quick else 200)
     small_polls = args.small_polls or (10 if quick else 20)
