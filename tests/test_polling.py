@@ -69,6 +69,17 @@ def client_for(dcs: ScriptedDcs, fake: FakeTime) -> AsyncDcsClient:
     )
 
 
+def client_answered_by(handler: Any) -> AsyncDcsClient:
+    """A one-attempt client whose every request `handler` answers (sync or async)."""
+    return AsyncDcsClient(
+        "https://dcs.test",
+        "p",
+        TokenAuth(SecretStr("t")),
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(max_attempts=1),
+    )
+
+
 def run_watch(
     steps: list[Step], fake: FakeTime, observer: WatchObserver | None = None, **settings: Any
 ) -> tuple[MigrationTask, ScriptedDcs]:
@@ -250,13 +261,7 @@ def test_a_gateway_page_in_a_200_is_waited_out(fake_time: FakeTime) -> None:
         return dcs.transport().handle_request(request)
 
     async def run() -> MigrationTask:
-        async with AsyncDcsClient(
-            "https://dcs.test",
-            "p",
-            TokenAuth(SecretStr("t")),
-            transport=httpx.MockTransport(handler),
-            retry=RetryPolicy(max_attempts=1),
-        ) as client:
+        async with client_answered_by(handler) as client:
             return await watch_task(client, TASK, WatchSettings())
 
     assert asyncio.run(run()).succeeded
@@ -386,13 +391,7 @@ def test_fan_out_bounds_concurrency(fake_time: FakeTime) -> None:
         return httpx.Response(status, content=content)
 
     async def run() -> dict[str, Any]:
-        async with AsyncDcsClient(
-            "https://dcs.test",
-            "p",
-            TokenAuth(SecretStr("t")),
-            transport=httpx.MockTransport(handler),
-            retry=RetryPolicy(max_attempts=1),
-        ) as client:
+        async with client_answered_by(handler) as client:
             return await watch_tasks(
                 client,
                 list(dcs.scripts),
@@ -502,13 +501,7 @@ def test_fan_out_reads_finished_tasks_first_and_reports_each_as_it_arrives(
             status, content = dcs.answer(request.method, path, request.url.query.decode())
             return httpx.Response(status, content=content)
 
-        async with AsyncDcsClient(
-            "https://dcs.test",
-            "p",
-            TokenAuth(SecretStr("t")),
-            transport=httpx.MockTransport(handler),
-            retry=RetryPolicy(max_attempts=1),
-        ) as client:
+        async with client_answered_by(handler) as client:
             return await watch_tasks(
                 client,
                 ["moved", "done"],
