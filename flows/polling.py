@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from pydantic import ValidationError
+
 from blocks.client import AsyncDcsClient, is_last_page
 from blocks.errors import (
     DcsError,
@@ -402,10 +404,9 @@ async def watch_tasks(
                 list_streak = 0
                 to_read = []
                 for task_id in pending:
-                    watch, summary = watches[task_id], listed.get(task_id)
-                    if watch.last is None and summary and not _ends_watch(summary, settings):
-                        # A first look at a task in progress: the list item says enough.
-                        await take(task_id, summary.as_task())
+                    watch = watches[task_id]
+                    if watch.last is None and (first := _first_look(listed, task_id, settings)):
+                        await take(task_id, first)
                     elif watch.changed_in(listed):
                         to_read.append(task_id)
                     else:
@@ -432,6 +433,20 @@ async def watch_tasks(
             until_next = settings.interval(fastest) - (time.monotonic() - round_started)
             await time.sleep(max(0.0, min(until_next, remaining)))
     return {task_id: outcomes[task_id] for task_id in watches}
+
+
+def _first_look(
+    listed: dict[str, MigrationTaskSummary], task_id: str, settings: WatchSettings
+) -> MigrationTask | None:
+    """The list item as a first look at a task in progress; None: read its details instead
+    (not listed, no status, finished, or an item that does not make a valid task)."""
+    summary = listed.get(task_id)
+    if summary is None or summary.raw_status is None or _ends_watch(summary, settings):
+        return None
+    try:
+        return summary.as_task()
+    except ValidationError:
+        return None
 
 
 def _ends_watch(summary: MigrationTaskSummary | None, settings: WatchSettings) -> bool:

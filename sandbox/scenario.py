@@ -422,6 +422,20 @@ class TemporaryKey(_Strict):
     security_token: str = Field(min_length=1)
 
 
+class _TaskIndex:
+    """`Scenario.task`'s table of tasks by id: a cache, so it never makes scenarios unequal
+    (pydantic compares private attributes too)."""
+
+    def __init__(self, tasks: list[MigrationScript] | None = None) -> None:
+        self.source = tasks
+        self.by_id = {task.task_id: task for task in tasks or []}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _TaskIndex)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class Scenario(_Strict):
     """Everything the sandbox serves. Every field has a default: `Scenario()` is valid.
 
@@ -445,7 +459,7 @@ class Scenario(_Strict):
     tasks: list[MigrationScript] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
     # `task()` looks ids up here; rebuilt whenever `tasks` is another list (model_copy).
-    _index: tuple[list[MigrationScript], dict[str, MigrationScript]] | None = PrivateAttr(None)
+    _index: _TaskIndex = PrivateAttr(default_factory=_TaskIndex)
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -461,9 +475,9 @@ class Scenario(_Strict):
 
     def task(self, task_id: str) -> MigrationScript | None:
         """The script of `task_id`, or None (a dict lookup: a list page of N tasks is O(N))."""
-        if self._index is None or self._index[0] is not self.tasks:
-            self._index = (self.tasks, {task.task_id: task for task in self.tasks})
-        return self._index[1].get(task_id)
+        if self._index.source is not self.tasks:
+            self._index = _TaskIndex(self.tasks)
+        return self._index.by_id.get(task_id)
 
 
 def bundled_scenarios() -> list[str]:

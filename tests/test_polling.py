@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -441,9 +442,9 @@ def test_fan_out_first_look_comes_from_the_list(fake_time: FakeTime) -> None:
 
 
 def test_fan_out_rounds_start_one_interval_apart(fake_time: FakeTime) -> None:
-    """A round that takes 2 s of reads still lists again 5 s after it started, not 7 s."""
+    """Rounds whose reads take 2 s still list again 5 s after they started, not 7 s."""
     dcs = ScriptedDcs(
-        {f"t{i:02d}": ["MIGRATING", "MIGRATING", "SUCCESS"] for i in range(20)},
+        {f"t{i:02d}": ["MIGRATING", "FULLMIGRATING", "MIGRATING", "SUCCESS"] for i in range(20)},
         advance_on_list=True,
     )
     listed_at: list[float] = []
@@ -459,8 +460,38 @@ def test_fan_out_rounds_start_one_interval_apart(fake_time: FakeTime) -> None:
         dcs, fake_time, list(dcs.scripts), max_requests_per_second=10, list_threshold=1
     )
     assert all(outcome.ok for outcome in outcomes.values())
-    # Round 1: a list and 20 first-look reads at 10 per second end at 2.0 s.
-    assert listed_at == pytest.approx([0.0, 5.0, 10.0])
+    # Round 1 is first looks from the list; rounds 2 and 3 each read the 20 changed tasks
+    # at 10 per second (2 s); round 4 reads their success.
+    assert dcs.requests["show"] == 60
+    assert listed_at == pytest.approx([0.0, 5.0, 10.0, 15.0])
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        pytest.param({"bandwidth_limit_mb": "unlimited"}, id="field-that-is-no-valid-task"),
+        pytest.param({"status": None}, id="no-status"),
+    ],
+)
+def test_fan_out_reads_details_when_the_list_item_is_not_enough(
+    fake_time: FakeTime, odd: dict[str, Any]
+) -> None:
+    """A list item that cannot stand for the task is no first look: the details are read."""
+    dcs = ScriptedDcs({f"t{i}": ["MIGRATING", "SUCCESS"] for i in range(3)})
+    answer = dcs.answer
+
+    def odd_items(method: str, path: str, query: str = "") -> tuple[int, bytes]:
+        status, body = answer(method, path, query)
+        if path.endswith("/migration-tasks"):
+            page = json.loads(body)
+            page["migration_tasks"] = [{**item, **odd} for item in page["migration_tasks"]]
+            body = json.dumps(page).encode()
+        return status, body
+
+    dcs.answer = odd_items  # type: ignore[method-assign]
+    outcomes = run_many(dcs, fake_time, list(dcs.scripts), list_threshold=1, timeout_seconds=60)
+    assert all(outcome.ok and outcome.task.succeeded for outcome in outcomes.values())
+    assert dcs.requests["show"] == 6  # a first look and the success, each read in full
 
 
 def test_fan_out_reads_finished_tasks_first_and_reports_each_as_it_arrives(

@@ -8,6 +8,7 @@ import importlib
 import io
 import json
 import os
+import pickle
 import re
 import signal
 import subprocess
@@ -124,6 +125,12 @@ def test_task_lookup_follows_a_copy_with_other_tasks() -> None:
     assert copy.task("t3") is copy.tasks[0]
     assert copy.task("t1") is None
     assert scenario.task("t1") is scenario.tasks[0]
+    # A lookup is a cache: it changes neither equality nor what a pickle brings back.
+    twin = Scenario(tasks=[MigrationScript.full("t1"), MigrationScript.full("t2")])
+    assert scenario == twin
+    revived = pickle.loads(pickle.dumps(scenario))
+    assert revived == scenario
+    assert revived.task("t2") == scenario.tasks[1]
 
 
 def test_repeated_task_ids_are_named() -> None:
