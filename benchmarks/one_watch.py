@@ -389,6 +389,8 @@ def run(
 ) -> OneWatchResults:
     """Every variant at `polls` (two also at `small_polls`), `runs` rounds, interleaved."""
     log = workdir / "one_watch.log"
+    # What ran before (the start-up part) must be in the database before anything counts.
+    harness.settled_rows(prefect.database)
     if warmup:
         say("  warm-up: each variant once (not counted)")
         for variant in VARIANTS:

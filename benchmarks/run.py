@@ -135,6 +135,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         with ExitStack() as stack:
             if "one-watch" in parts or "startup" in parts:
                 sandbox, prefect = _one_watch_services(stack, workdir, polls, small_polls)
+                # Start-up first: its figures are wall times, and the Prefect server is still
+                # writing the one-watch runs' rows and events for a while after them.
+                if "startup" in parts:
+                    _say(f"(c) start-up: {samples} samples")
+                    startup_results = startup.run(
+                        sandbox,
+                        prefect,
+                        workdir,
+                        samples=samples,
+                        ephemeral=not quick,
+                        say=_say,
+                    )
+                    if quick:
+                        notes.append("quick run: the temporary-local-server start-up was skipped")
                 if "one-watch" in parts:
                     _say(f"(a) one watch: {polls} and {small_polls} polls, {runs} run(s)")
                     one_watch_results = one_watch.run(
@@ -148,18 +162,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                         warmup=not quick,
                         say=_say,
                     )
-                if "startup" in parts:
-                    _say(f"(c) start-up: {samples} samples")
-                    startup_results = startup.run(
-                        sandbox,
-                        prefect,
-                        workdir,
-                        samples=samples,
-                        ephemeral=not quick,
-                        say=_say,
-                    )
-                    if quick:
-                        notes.append("quick run: the temporary-local-server start-up was skipped")
             # The Prefect server's background services would share the 2 cores: stopped first.
         if "fanout" in parts:
             _say(
