@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Measure the DCS watchers against the sandbox; write benchmarks/RESULTS.md.",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="small sizes, 1 run each (~3 min); no RESULTS.md"
+        "--quick", action="store_true", help="small sizes, 1 run each (~2.5 min); no RESULTS.md"
     )
     parser.add_argument("--only", choices=PARTS, action="append", help="run only this part")
     parser.add_argument("--runs", type=int, help="runs per figure (default 3; quick 1)")
