@@ -224,8 +224,7 @@ class _TaskWatch:
     def changed_in(self, listed: dict[str, MigrationTaskSummary]) -> bool:
         """Whether the listed tasks show this task as new, changed or missing."""
         summary = listed.get(self.task_id)
-        raw_status = summary.raw_status if summary is not None else None
-        return self.last is None or summary is None or raw_status != self.last.raw_status
+        return self.last is None or summary is None or summary.raw_status != self.last.raw_status
 
     def timeout(self) -> MigrationTimeout:
         return _timeout(self.task_id, self.last, self.settings)
