@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import sys
 import time
 from collections import Counter
@@ -31,7 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbox import ManualClock, create_app, load_scenario
-from sandbox.server import sandbox_credentials
+from sandbox.server import listening_socket, sandbox_credentials, uvicorn_config
 
 _SHOW = re.compile(r"^/v2/[^/]+/migration-task/[^/]+$")
 _STATS = re.compile(r"^/v2/[^/]+/migration-task/[^/]+/stats$")
@@ -90,13 +89,6 @@ class CountingApp:
         await self.app(scope, receive, send)
 
 
-def _bind() -> socket.socket:
-    # IPPROTO_TCP, as `sandbox.server` does: asyncio then turns Nagle off on each connection.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sandbox_proc")
     parser.add_argument("--scenario", required=True, help="a scenario file (YAML or JSON)")
@@ -110,22 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     scenario = load_scenario(args.scenario)
     polls_clock = ManualClock() if args.clock == "polls" else None
     app = CountingApp(create_app(scenario, polls_clock), polls_clock)
-    sock = _bind()
+    sock = listening_socket("127.0.0.1", 0)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     print(json.dumps({"url": url, "pid": os.getpid(), **sandbox_credentials(scenario, url)}))
     sys.stdout.flush()
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        http="h11",
-        loop="asyncio",
-        timeout_graceful_shutdown=1,
-    )
     # In the main thread, uvicorn stops on SIGTERM by itself.
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(uvicorn_config(app)).run(sockets=[sock])
     return 0
 
 

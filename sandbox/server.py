@@ -30,6 +30,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from sandbox.app import SandboxApp, Sleep, create_app
 from sandbox.clock import Clock
@@ -82,7 +83,8 @@ def sandbox_credentials(scenario: Scenario, url: str) -> dict[str, str]:
     return credentials
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host:port` (0: a free port), for uvicorn to serve on."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP, not the default 0: asyncio disables Nagle only on sockets that say they
     # are TCP, and with Nagle on every answer waits ~40 ms for a delayed ACK.
@@ -96,6 +98,21 @@ def _bind(host: str, port: int) -> socket.socket:
         msg = f"the sandbox cannot listen on {host}:{port}: {error.strerror}"
         raise OSError(error.errno, msg) from error
     return sock
+
+
+def uvicorn_config(app: ASGIApp) -> uvicorn.Config:
+    """How the sandbox is served: h11 on asyncio, quiet, no lifespan, quick to stop."""
+    return uvicorn.Config(
+        app,
+        # Leave the process's logging alone; no access log (it would list every poll).
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http="h11",
+        loop="asyncio",
+        timeout_graceful_shutdown=1,
+    )
 
 
 @contextmanager
@@ -115,19 +132,8 @@ def serve(
     The clock starts when the app is made, just before the server starts.
     """
     app = create_app(as_scenario(scenario), clock, utc_now=utc_now, sleep=sleep)
-    sock = _bind(host, port)
-    config = uvicorn.Config(
-        app,
-        # Leave the process's logging alone; no access log (it would list every poll).
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        http="h11",
-        loop="asyncio",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
+    sock = listening_socket(host, port)
+    server = uvicorn.Server(uvicorn_config(app))
     failures: list[BaseException] = []
 
     def run() -> None:
@@ -256,10 +262,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 __all__ = [
     "SandboxHandle",
     "format_banner",
+    "listening_socket",
     "main",
     "print_banner",
     "sandbox_credentials",
     "serve",
     "serve_forever",
+    "uvicorn_config",
     "wait_for_signal",
 ]
