@@ -6,29 +6,32 @@ migration task: across task retries, flow retries, crashed (even SIGKILLed) work
 later runs. A Prefect cache key alone cannot promise that: a crash between the POST and the
 result being stored would leave nothing cached, and the retry would POST again. So:
 
-1. **A durable record per (DCS task id, action)**, in a Prefect Variable: server-side, shared
-   by every worker, surviving any process. Its name is `cutover_record_name(task_id, action)`
-   (`dcs-cutover-exchange-ip-<sanitised id>-<8 hex of sha256(id)>`) and its value JSON such as
-   `{"state": "requested", "flow_run_id": "...", "requested_at": "2026-...", "task_status":
-   "RUNNING", ...}`. It holds names, times and statuses, never a secret.
-2. **Before any POST, two reads**: the record, and the task from DCS. If DCS already shows the
-   switch under way (`EXCHANGING`) or done (`EXCHANGE_SUCCESS`; `ROLLBACK_SUCCESS` for a
-   rollback), nothing is sent: the task follows it and records the outcome. Otherwise, if a
-   record exists in any state, the task refuses with `CutoverAlreadyRequested` (who asked,
-   when, what DCS shows) unless `force=True`.
-3. **Intent first**: the "requested" record is written *before* the POST, and created with a
-   create-only call, so of two workers racing only one gets to send. A crash after the record
-   and before (or during) the POST leaves a record and no exchange: the next run refuses
-   instead of guessing, and a human checks DCS and passes `force=True`.
+1. **A durable record per request**, in a Prefect Variable: server-side, shared by every
+   worker, surviving any process (`flows.records`). Each attempt of (DCS task id, action)
+   has its own record, `cutover_record_name(task_id, action)` for the first and `--2`,
+   `--3`, ... after it; its value is JSON such as `{"state": "requested", "attempt": 1,
+   "flow_run_id": "...", "requested_at": "2026-...", "task_status": "RUNNING", ...}`. It
+   holds names, times and statuses, never a secret.
+2. **Before any POST, two reads**: the latest record, and the task from DCS. If DCS already
+   shows the switch under way (`EXCHANGING`) or done (`EXCHANGE_SUCCESS`; `ROLLBACK_SUCCESS`
+   for a rollback), nothing is sent: the task follows it and records the outcome. Otherwise,
+   if a record exists in any state but "refused", the task refuses with
+   `CutoverAlreadyRequested` (who asked, when, what DCS shows) unless `force=True`.
+3. **Intent first, and atomic in every path**: the "requested" record of the *next* attempt
+   is created with a create-only call *before* the POST. Of any number of runs racing for
+   the same attempt (first requests, requests after a refused one, or `force=True`), exactly
+   one creates it and sends; the others refuse. A crash after the record and before (or
+   during) the POST leaves a record and no exchange: the next run refuses instead of
+   guessing, and a human checks DCS and passes `force=True`.
 4. **Outcome last**: the record becomes "succeeded", "failed" (the exchange ended badly) or
    "refused" (DCS, its gateway or IAM refused the request before it acted: a new request is
    then allowed without `force`, since nothing was switched); it stays "requested" when the
    outcome is unknown (deadline passed, DCS unreadable). `force=True` skips the refusal and
-   overwrites the record, but still never sends while DCS shows `EXCHANGING`.
-5. A rollback (`rollback-ip`) has its own record and does not clear the exchange's: exchanging
-   again after a rollback is a deliberate act, made with `force=True`.
+   claims the next attempt, but still never sends while DCS shows `EXCHANGING`.
+5. A rollback (`rollback-ip`) has its own records and does not clear the exchange's:
+   exchanging again after a rollback is a deliberate act, made with `force=True`.
 
-To reset a record by hand: `prefect variable delete <name>` (the name is in every message).
+Records are never deleted by these tasks; to request again on purpose, pass `force=True`.
 
 `run_cutover_deployment` starts a team's own cutover deployment instead; an idempotency key
 derived from the calling flow run makes a retry of that run find the same deployment run
@@ -39,18 +42,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import PrefectClient, get_client
-from prefect.client.schemas.actions import VariableCreate, VariableUpdate
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.deployments import arun_deployment
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.exceptions import ObjectNotFound
 
 from blocks.client import AsyncDcsClient, validate_path_parameter
 from blocks.credentials import DcsCredentials
@@ -71,6 +72,7 @@ from blocks.models import (
 from flows.clock import current
 from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials
 from flows.polling import is_passing, read_task
+from flows.records import RECORD_PREFIX, CutoverRecords, Record, RecordState, cutover_record_name
 
 if TYPE_CHECKING:
     from logging import Logger
@@ -78,16 +80,13 @@ if TYPE_CHECKING:
     from prefect.logging.loggers import LoggingAdapter
 
 #: The record state of a request refused before it acted: it does not block the next one.
-REFUSED = "refused"
+REFUSED = RecordState.REFUSED
 #: How long DCS may keep showing the task_status it had before the request (it does, for a
 #: moment) before the switch counts as not started.
 START_GRACE_SECONDS = 120.0
 #: Seconds between reads of a cutover deployment's flow run.
 DEPLOYMENT_POLL_SECONDS = 5.0
 
-_RECORD_PREFIX = "dcs-cutover"
-_RECORD_TAGS = ["dcs-cutover"]
-_MAX_DETAIL = 2000
 #: Task statuses that mean a cutover went wrong. Stopping incremental sync is part of many
 #: cutovers, so TERMINATED is not one of them.
 CUTOVER_FAILURE_STATUSES = frozenset(
@@ -112,16 +111,6 @@ class _Action:
 
 _EXCHANGE = _Action("exchange-ip", "IP exchange", EXCHANGE_SUCCESS)
 _ROLLBACK = _Action("rollback-ip", "IP rollback", ROLLBACK_SUCCESS)
-
-
-def cutover_record_name(task_id: str, action: str = _EXCHANGE.name) -> str:
-    """The name of the Prefect Variable that records `action` for DCS task `task_id`."""
-    # Variable names allow only [a-z0-9_-]: the sanitised id keeps the name readable in the
-    # UI, the hash keeps two ids that sanitise alike (case, punctuation) apart.
-    digest = hashlib.sha256(task_id.encode()).hexdigest()[:8]
-    safe_action = re.sub(r"[^a-z0-9_-]+", "-", action.lower()).strip("-") or "action"
-    safe_id = re.sub(r"[^a-z0-9_-]+", "-", task_id.lower()).strip("-")[:180] or "task"
-    return f"{_RECORD_PREFIX}-{safe_action}-{safe_id}-{digest}"
 
 
 def _task_status(task: MigrationTask) -> str | None:
@@ -153,43 +142,33 @@ class _Cutover:
 
     action: _Action
     task_id: str
-    prefect: PrefectClient
+    records: CutoverRecords
     dcs: AsyncDcsClient
     logger: Logger | LoggingAdapter
     timeout_seconds: float
     poll_interval_seconds: float
     began: float = field(default_factory=lambda: current().monotonic())
-    record: dict[str, Any] = field(default_factory=dict)
+    #: The record this call claimed, or found and follows.
+    record: Record | None = None
 
     @property
     def subject(self) -> str:
         return f"{self.action.label} for migration task {self.task_id!r}"
-
-    @property
-    def record_name(self) -> str:
-        return cutover_record_name(self.task_id, self.action.name)
 
     def elapsed(self) -> float:
         return current().monotonic() - self.began
 
     # -- the record ------------------------------------------------------------------
 
-    async def read_record(self) -> dict[str, Any] | None:
-        variable = await self.prefect.read_variable_by_name(self.record_name)
-        if variable is None:
-            return None
-        if isinstance(variable.value, dict):
-            return dict(variable.value)
-        # Someone edited it by hand: still a record, so still a reason not to POST.
-        return {"state": "unknown", "value": variable.value}
-
-    def new_record(self, state: str, task_status: str | None, **extra: Any) -> dict[str, Any]:
+    def new_record(
+        self, state: RecordState, task_status: str | None, **extra: Any
+    ) -> dict[str, Any]:
         now = current().now().isoformat()
         return {
             "task_id": self.task_id,
             "project_id": self.dcs.project_id,
             "action": self.action.name,
-            "state": state,
+            "state": state.value,
             "flow_run_id": _flow_run_id(),
             "requested_at": now,
             "updated_at": now,
@@ -197,61 +176,36 @@ class _Cutover:
             **extra,
         }
 
-    async def claim(self, record: dict[str, Any], *, overwrite: bool) -> bool:
-        """Write the "requested" record; False if another run created one first."""
-        if overwrite:
-            await self.prefect.update_variable(
-                VariableUpdate(name=self.record_name, value=record, tags=_RECORD_TAGS)
-            )
-        else:
-            try:
-                # Create-only: the server's unique name makes this the one atomic step.
-                await self.prefect.create_variable(
-                    VariableCreate(name=self.record_name, value=record, tags=_RECORD_TAGS)
-                )
-            except ObjectAlreadyExists:
-                return False
-        self.record = record
-        return True
-
-    async def save(self, state: str, task_status: str | None, **extra: Any) -> None:
+    async def save(self, state: RecordState, task_status: str | None, **extra: Any) -> None:
         """Update the record at the end; the cutover's outcome does not depend on it."""
-        record = {
-            **self.record,
-            "state": state,
-            "task_status": task_status,
-            "updated_at": current().now().isoformat(),
-            **extra,
-        }
-        if isinstance(record.get("detail"), str):
-            # Prefect caps a variable's value at 5,000 characters of JSON.
-            record["detail"] = record["detail"][:_MAX_DETAIL]
+        if self.record is None:  # pragma: no cover - every path that saves has a record
+            return
         try:
-            if await self.prefect.read_variable_by_name(self.record_name) is None:
-                await self.prefect.create_variable(
-                    VariableCreate(name=self.record_name, value=record, tags=_RECORD_TAGS)
-                )
-            else:
-                await self.prefect.update_variable(
-                    VariableUpdate(name=self.record_name, value=record, tags=_RECORD_TAGS)
-                )
-            self.record = record
+            self.record = await self.records.update(
+                self.record,
+                state=state.value,
+                task_status=task_status,
+                updated_at=current().now().isoformat(),
+                **extra,
+            )
         # Any failure: the record still says "requested", which blocks a second request.
         except Exception as exc:
             self.logger.warning(
                 "%s: could not update record %s to %r (%s: %s); it still blocks a second request",
                 self.subject,
-                self.record_name,
-                state,
+                self.record.name,
+                state.value,
                 type(exc).__name__,
                 exc,
             )
 
-    def refusal(self, record: dict[str, Any], task: MigrationTask) -> CutoverAlreadyRequested:
+    def refusal(self, record: Record | None, task: MigrationTask) -> CutoverAlreadyRequested:
+        value = record.value if record is not None else {}
+        name = record.name if record is not None else self.records.name(1)
         msg = (
-            f"{self.subject} was already requested (record {self.record_name}: state "
-            f"{record.get('state')!r}, requested at {record.get('requested_at')} by flow run "
-            f"{record.get('flow_run_id')}), and DCS now shows task_status "
+            f"{self.subject} was already requested (record {name}: state "
+            f"{value.get('state')!r}, requested at {value.get('requested_at')} by flow run "
+            f"{value.get('flow_run_id')}), and DCS now shows task_status "
             f"{_task_status(task)!r} (status {task.raw_status!r}), neither {EXCHANGING} nor "
             f"{self.action.success}; it was not requested again. Check the instances' addresses "
             f"in the DCS console, then pass force=True to request it anyway"
@@ -275,7 +229,7 @@ class _Cutover:
                 self.logger.info("%s: task_status %s -> %s", self.subject, seen, status)
                 seen = status
             if status == self.action.success:
-                return _Outcome(task, "succeeded")
+                return _Outcome(task, RecordState.SUCCEEDED)
             if status == EXCHANGING:
                 started = True
             elif status is not None and (started or status != baseline):
@@ -294,13 +248,15 @@ class _Cutover:
             if remaining <= 0:
                 error = f"; the last read failed: {last_error}" if error_streak else ""
                 reason = f"did not finish within {self.timeout_seconds:.0f} s{error}"
-                return self.failed(task, reason, state="requested")
+                return self.failed(task, reason, state=RecordState.REQUESTED)
             await clock.sleep(min(self.poll_interval_seconds, remaining))
             try:
                 task = await self.dcs.show_migration_task(self.task_id)
             except DcsError as exc:
                 if not is_passing(exc):
-                    return self.failed(task, f"could not be followed: {exc}", state="requested")
+                    return self.failed(
+                        task, f"could not be followed: {exc}", state=RecordState.REQUESTED
+                    )
                 if error_streak == 0:
                     # Once per streak: an outage of minutes must not flood the run's log.
                     self.logger.warning(
@@ -320,14 +276,19 @@ class _Cutover:
                 error_streak = 0
 
     def failed(
-        self, task: MigrationTask, reason: str, *, state: str = "failed", hint: str | None = None
+        self,
+        task: MigrationTask,
+        reason: str,
+        *,
+        state: RecordState = RecordState.FAILED,
+        hint: str | None = None,
     ) -> _Outcome:
         """A bad end; `state` "requested" when it is unknown whether the switch happened."""
         message = (
             f"{self.subject} {reason} (last task_status {_task_status(task)!r}, status "
             f"{task.raw_status!r}, after {self.elapsed():.1f} s)"
         )
-        if state == "requested":
+        if state is RecordState.REQUESTED:
             hint = "it may still be under way: check DCS before passing force=True"
         if hint:
             message += f"; {hint}"
@@ -339,7 +300,7 @@ class _Outcome:
     """How following ended: the last task, the record's new state, and what went wrong."""
 
     task: MigrationTask
-    state: str
+    state: RecordState
     failure: str | None = None
 
 
@@ -363,10 +324,11 @@ async def _switch(
         block.get_async_client(sleep=clock.sleep, clock=clock.monotonic) as dcs,
         get_client() as prefect,
     ):
+        records = CutoverRecords(prefect, task_id, action.name)
         cut = _Cutover(
-            action, task_id, prefect, dcs, logger, timeout_seconds, poll_interval_seconds
+            action, task_id, records, dcs, logger, timeout_seconds, poll_interval_seconds
         )
-        record = await cut.read_record()
+        latest = await records.latest()
         before = await read_task(dcs, task_id)
         shown = _task_status(before)
 
@@ -377,71 +339,86 @@ async def _switch(
                 cut.subject,
                 shown,
             )
-            cut.record = record or cut.new_record(
-                "requested",
-                shown,
-                requested_at=None,
-                flow_run_id=None,
-                detail=f"found {shown} on DCS by flow run {_flow_run_id()}; not requested here",
+            cut.record = latest or Record(
+                1,
+                records.name(1),
+                cut.new_record(
+                    RecordState.REQUESTED,
+                    shown,
+                    requested_at=None,
+                    flow_run_id=None,
+                    detail=f"found {shown} on DCS by flow run {_flow_run_id()}; not requested here",
+                ),
             )
             return await _finish(cut, before, started=True, requested_at=clock.monotonic())
 
-        existing = record is not None
-        if record is not None and record.get("state") == REFUSED:
-            # The last request was refused before it acted: nothing to guard against.
-            logger.info("%s: the last request was refused; requesting again", cut.subject)
-            record = None
-        if record is not None and not force:
-            refusal = cut.refusal(record, before)
-            logger.error("%s", refusal)
-            raise refusal
-        if record is not None:
-            logger.warning(
-                "%s: force=True, requesting again although record %s says %r (requested at "
-                "%s by flow run %s); DCS shows task_status %s",
-                cut.subject,
-                cut.record_name,
-                record.get("state"),
-                record.get("requested_at"),
-                record.get("flow_run_id"),
-                shown,
-            )
-
-        intent = cut.new_record("requested", shown)
-        if not await cut.claim(intent, overwrite=existing):
-            raced = await cut.read_record() or {}
-            refusal = cut.refusal(raced, before)
-            logger.error("%s (another run recorded it a moment ago)", refusal)
-            raise refusal
-
-        logger.info("%s: recorded in %s; sending the request", cut.subject, cut.record_name)
+        cut.record = await _claim(cut, latest, before, force=force)
         requested_at = clock.monotonic()
-        try:
-            if action is _EXCHANGE:
-                await dcs.exchange_instance_ip(task_id, **body)
-            else:
-                await dcs.rollback_exchange_instance_ip(task_id)
-        except DcsApiError as exc:
-            if 400 <= exc.status_code < 500 and exc.status_code != 408:
-                # Refused before acting (by DCS, its gateway, or IAM for the token): certainly
-                # not switched, so the record does not block the next request.
-                msg = f"{cut.subject} was refused, nothing was switched: {exc}"
-                await cut.save(REFUSED, shown, detail=msg)
-                logger.error("%s", msg)
-                raise CutoverFailed(msg) from exc
-            # A 5xx may hide a switch that did start: find out by following, never resend.
-            logger.warning(
-                "%s: the request may or may not have acted (%s); following DCS", cut.subject, exc
-            )
-        except DcsError as exc:
-            logger.warning(
-                "%s: no answer to the request (%s); following DCS to see whether it acted",
-                cut.subject,
-                exc,
-            )
-        else:
-            logger.info("%s: DCS accepted the request; following task_status", cut.subject)
+        await _request(cut, body, shown)
         return await _finish(cut, before, started=False, requested_at=requested_at)
+
+
+async def _claim(
+    cut: _Cutover, latest: Record | None, before: MigrationTask, *, force: bool
+) -> Record:
+    """Create the next attempt's "requested" record, or raise CutoverAlreadyRequested."""
+    shown = _task_status(before)
+    if latest is not None and latest.state is RecordState.REFUSED:
+        # The last request was refused before it acted: nothing to guard against.
+        cut.logger.info("%s: the last request was refused; requesting again", cut.subject)
+    elif latest is not None and not force:
+        refusal = cut.refusal(latest, before)
+        cut.logger.error("%s", refusal)
+        raise refusal
+    elif latest is not None:
+        cut.logger.warning(
+            "%s: force=True, requesting again although record %s says %r (requested at "
+            "%s by flow run %s); DCS shows task_status %s",
+            cut.subject,
+            latest.name,
+            latest.value.get("state"),
+            latest.value.get("requested_at"),
+            latest.value.get("flow_run_id"),
+            shown,
+        )
+    attempt = 1 if latest is None else latest.attempt + 1
+    claimed = await cut.records.claim(attempt, cut.new_record(RecordState.REQUESTED, shown))
+    if claimed is None:
+        # Another run read the same latest record and claimed this attempt first: it sends.
+        refusal = cut.refusal(await cut.records.read(attempt), before)
+        cut.logger.error("%s (another run recorded it a moment ago)", refusal)
+        raise refusal
+    cut.logger.info("%s: recorded in %s; sending the request", cut.subject, claimed.name)
+    return claimed
+
+
+async def _request(cut: _Cutover, body: dict[str, Any], shown: str | None) -> None:
+    """Send the one request; raise CutoverFailed only when it was refused before acting."""
+    try:
+        if cut.action is _EXCHANGE:
+            await cut.dcs.exchange_instance_ip(cut.task_id, **body)
+        else:
+            await cut.dcs.rollback_exchange_instance_ip(cut.task_id)
+    except DcsApiError as exc:
+        if 400 <= exc.status_code < 500 and exc.status_code != 408:
+            # Refused before acting (by DCS, its gateway, or IAM for the token): certainly
+            # not switched, so the record does not block the next request.
+            msg = f"{cut.subject} was refused, nothing was switched: {exc}"
+            await cut.save(RecordState.REFUSED, shown, detail=msg)
+            cut.logger.error("%s", msg)
+            raise CutoverFailed(msg) from exc
+        # A 5xx may hide a switch that did start: find out by following, never resend.
+        cut.logger.warning(
+            "%s: the request may or may not have acted (%s); following DCS", cut.subject, exc
+        )
+    except DcsError as exc:
+        cut.logger.warning(
+            "%s: no answer to the request (%s); following DCS to see whether it acted",
+            cut.subject,
+            exc,
+        )
+    else:
+        cut.logger.info("%s: DCS accepted the request; following task_status", cut.subject)
 
 
 async def _finish(
@@ -549,7 +526,7 @@ def default_idempotency_key(deployment_name: str, parameters: dict[str, Any] | N
     # default=str: a datetime or UUID parameter hashes the same on every retry.
     text = json.dumps(parameters or {}, sort_keys=True, separators=(",", ":"), default=str)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return f"{_RECORD_PREFIX}:{run_id}:{deployment_name}:{digest}"
+    return f"{RECORD_PREFIX}:{run_id}:{deployment_name}:{digest}"
 
 
 @task(
