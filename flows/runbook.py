@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from blocks.errors import CutoverFailed, CutoverRejected, DcsError, DcsValidationError
 from blocks.models import EXCHANGE_SUCCESS, MigrationTask
 from flows import clock
-from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials, load_credentials
+from flows.credentials import DEFAULT_BLOCK_NAME, BlockName, aload_credentials, load_credentials
 from flows.cutover import (
     CUTOVER_FAILURE_STATUSES,
     exchange_instance_ip,
@@ -137,7 +137,7 @@ def stop_on_cancel(flow: Flow[..., Any], flow_run: FlowRun, state: PrefectState)
 )
 async def migration_runbook(
     task_id: str,
-    credentials: str = DEFAULT_BLOCK_NAME,
+    credentials: BlockName = DEFAULT_BLOCK_NAME,
     until: Until = "auto",
     poll_interval_seconds: float = 15.0,
     timeout_seconds: float = 86400.0,

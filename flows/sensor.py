@@ -54,7 +54,7 @@ from blocks.errors import DcsError, DcsValidationError, MigrationTaskNotFound
 from blocks.models import MigrationStatus, MigrationTask, MigrationTaskSummary
 from blocks.retry import RetryPolicy
 from flows import clock
-from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials
+from flows.credentials import DEFAULT_BLOCK_NAME, BlockName, aload_credentials
 from flows.events import emit_transition
 
 DEFAULT_STATE_VARIABLE = "dcs-migration-sensor-state"
@@ -348,7 +348,7 @@ async def check_migration_statuses(
 async def migration_sensor(
     task_ids: list[str] | None = None,
     name_filter: str | None = None,
-    credentials: str = DEFAULT_BLOCK_NAME,
+    credentials: BlockName = DEFAULT_BLOCK_NAME,
     state_variable: str = DEFAULT_STATE_VARIABLE,
 ) -> dict[str, str]:
     """Check DCS migration tasks once and emit a Prefect event for each change of status.

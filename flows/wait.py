@@ -32,7 +32,7 @@ from blocks.credentials import DcsCredentials
 from blocks.errors import DcsError, MigrationTimeout
 from blocks.models import MigrationTask, MigrationTaskStats
 from flows import clock
-from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials
+from flows.credentials import DEFAULT_BLOCK_NAME, BlockName, aload_credentials
 from flows.events import emit_timed_out, emit_transition
 from flows.polling import (
     Outcome,
@@ -244,7 +244,7 @@ async def watch_migration_tasks(
 @flow(name="wait-for-migration-task", flow_run_name="wait-for-{task_id}")
 async def wait_for_migration_task(
     task_id: str,
-    credentials: str | DcsCredentials = DEFAULT_BLOCK_NAME,
+    credentials: BlockName = DEFAULT_BLOCK_NAME,
     until: Until = "auto",
     poll_interval_seconds: float = 15.0,
     timeout_seconds: float = 86400.0,
@@ -259,7 +259,7 @@ async def wait_for_migration_task(
 
     Args:
         task_id: The migration task's ID, as the DCS console shows it.
-        credentials: Name of the DcsCredentials block to use (or the block itself).
+        credentials: Name of the saved DcsCredentials block (a name, never the block).
         until: "auto" stops at success, failure or ready for cutover; "success" treats an
             incremental sync as still in progress; "ready_for_cutover" stops at
             incremental sync (or success).
@@ -281,7 +281,7 @@ async def wait_for_migration_task(
 @flow(name="wait-for-migration-tasks")
 async def wait_for_migration_tasks(
     task_ids: list[str],
-    credentials: str | DcsCredentials = DEFAULT_BLOCK_NAME,
+    credentials: BlockName = DEFAULT_BLOCK_NAME,
     until: Until = "auto",
     poll_interval_seconds: float = 15.0,
     timeout_seconds: float = 86400.0,
@@ -297,7 +297,7 @@ async def wait_for_migration_tasks(
 
     Args:
         task_ids: The migration tasks' IDs.
-        credentials: Name of the DcsCredentials block to use (or the block itself).
+        credentials: Name of the saved DcsCredentials block (a name, never the block).
         until: "auto", "success" or "ready_for_cutover" (see wait_for_migration_task).
         poll_interval_seconds: Seconds between two rounds of looks.
         timeout_seconds: Give up on the tasks still pending after this many seconds.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,8 +46,12 @@ def serve(stub: StubDcs, scripts: dict[str, list[Step]], **options: Any) -> Scri
     return dcs
 
 
-def block_for(stub: StubDcs) -> DcsCredentials:
-    return DcsCredentials(endpoint=stub.url, project_id="project-1", token=TOKEN)
+async def saved_block(stub: StubDcs, **auth: str) -> str:
+    """A block for the stub, saved under a fresh name: flows take a block's name."""
+    name = f"wait-{uuid.uuid4().hex[:12]}"
+    block = DcsCredentials(endpoint=stub.url, project_id="project-1", **(auth or {"token": TOKEN}))
+    await block.asave(name)
+    return name
 
 
 def events_of(worker: EventsWorker) -> list[Any]:
@@ -64,7 +69,7 @@ async def test_a_watch_of_100_polls_is_one_task_run_and_100_requests(
     """100 polls cost exactly one Prefect task run and 100 HTTP requests, logs on change."""
     dcs = serve(stub_dcs, {TASK: ["RUNNING"] * 99 + ["SUCCESS"]})
     state = await wait_for_migration_task(
-        TASK, block_for(stub_dcs), poll_interval_seconds=15, return_state=True
+        TASK, await saved_block(stub_dcs), poll_interval_seconds=15, return_state=True
     )
     task = await state.result()
     assert task.succeeded
@@ -85,7 +90,7 @@ async def test_events_on_each_change_only(
 ) -> None:
     """One status-changed per transition plus the outcome event; nothing per unchanged poll."""
     serve(stub_dcs, {TASK: ["RUNNING"] * 5 + ["FULLMIGRATING"] * 5 + ["INCRMIGEATING"]})
-    await wait_for_migration_task(TASK, block_for(stub_dcs))
+    await wait_for_migration_task(TASK, await saved_block(stub_dcs))
     events = [e for e in events_of(asserting_events_worker) if e.event.startswith("dcs.")]
     assert [e.event for e in events] == [
         "dcs.migration.status-changed",
@@ -113,7 +118,7 @@ async def test_failure_raises_and_emits_failed(
     """A failure status fails the flow with MigrationFailed and emits dcs.migration.failed."""
     serve(stub_dcs, {TASK: ["MIGRATING", "MIGRATION_FAILED"]})
     with pytest.raises(MigrationFailed, match="MIGRATION_FAILED"):
-        await wait_for_migration_task(TASK, block_for(stub_dcs))
+        await wait_for_migration_task(TASK, await saved_block(stub_dcs))
     names = [e.event for e in events_of(asserting_events_worker)]
     assert "dcs.migration.failed" in names
 
@@ -127,7 +132,7 @@ async def test_timeout_raises_and_emits_timed_out(
     serve(stub_dcs, {TASK: ["FULLMIGRATING"]})
     with pytest.raises(MigrationTimeout) as caught:
         await wait_for_migration_task(
-            TASK, block_for(stub_dcs), poll_interval_seconds=60, timeout_seconds=600
+            TASK, await saved_block(stub_dcs), poll_interval_seconds=60, timeout_seconds=600
         )
     assert caught.value.last_status == "FULLMIGRATING"
     timed_out = [e for e in events_of(asserting_events_worker) if e.event.endswith("timed-out")]
@@ -139,7 +144,7 @@ async def test_artifacts_progress_and_timeline(stub_dcs: StubDcs, fake_time: Fak
     """A progress artifact follows the full migration; a timeline table closes the watch."""
     serve(stub_dcs, {TASK: ["FULLMIGRATING"] * 4 + ["SUCCESS"]})
     state = await wait_for_migration_task(
-        TASK, block_for(stub_dcs), poll_interval_seconds=60, return_state=True
+        TASK, await saved_block(stub_dcs), poll_interval_seconds=60, return_state=True
     )
     records = await read_records(state.state_details.flow_run_id)
     kinds = {artifact.type: artifact for artifact in records.artifacts}
@@ -169,8 +174,9 @@ async def test_secrets_are_nowhere_in_prefect(
 ) -> None:
     """Credentials and Redis password appear in no log, event, artifact, parameter or result."""
     serve(stub_dcs, {TASK: ["FULLMIGRATING", "FULLMIGRATING", "SUCCESS"]})
-    block = DcsCredentials(endpoint=stub_dcs.url, project_id="project-1", **auth)
-    state = await wait_for_migration_task(TASK, block, return_state=True)
+    state = await wait_for_migration_task(
+        TASK, await saved_block(stub_dcs, **auth), return_state=True
+    )
     result = await state.result()
     records = await read_records(state.state_details.flow_run_id)
     events = " ".join(e.model_dump_json() for e in events_of(asserting_events_worker))
@@ -184,12 +190,11 @@ async def test_secrets_are_nowhere_in_prefect(
 async def test_usable_as_a_subflow(stub_dcs: StubDcs, fake_time: FakeTime) -> None:
     """A runbook flow can call the wait flow as a subflow and use its result."""
     serve(stub_dcs, {TASK: ["MIGRATING", "SUCCESS"]})
-    block = block_for(stub_dcs)
-    await block.asave("wait-subflow", overwrite=True)
+    block = await saved_block(stub_dcs)
 
     @flow
     async def runbook() -> str:
-        task: MigrationTask = await wait_for_migration_task(TASK, "wait-subflow")
+        task: MigrationTask = await wait_for_migration_task(TASK, block)
         return task.status.value
 
     assert await runbook() == "SUCCESS"
@@ -210,7 +215,7 @@ async def test_many_tasks_one_task_run_and_a_result_each(
         },
     )
     state = await wait_for_migration_tasks(
-        ["t-ok", "t-bad", "t-ready", "t-gone"], block_for(stub_dcs), return_state=True
+        ["t-ok", "t-bad", "t-ready", "t-gone"], await saved_block(stub_dcs), return_state=True
     )
     results: dict[str, WatchResult] = await state.result()
     assert {task_id: r.ok for task_id, r in results.items()} == {
