@@ -4,9 +4,9 @@ Each takes the request and its `Call` (what the request log will say) and return
 response, or raises `ApiError` for a DCS error answer. They assume the caller is
 authenticated: the pipeline in `sandbox.app` sees to that.
 
->>> error = ApiError(404, TASK_NOT_FOUND, "migration task 't1' does not exist")
+>>> error = ApiError(400, TASK_NOT_FOUND, "migration task 't1' does not exist")
 >>> error.status, error.code
-(404, 'DCS.4133')
+(400, 'DCS.4133')
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ from sandbox.lifecycle import EXCHANGEABLE_STATUSES, TERMINAL_STATUSES, TaskSnap
 from sandbox.scenario import MigrationScript, Scenario
 from sandbox.state import AuthKind, SandboxState
 
+#: "The task does not exist", sent with HTTP 400, not 404: Huawei's Terraform provider reads
+#: it so (huaweicloud/terraform-provider-huaweicloud, huaweicloud/services/dcs/
+#: resource_huaweicloud_dcs_online_data_migration_task.go: ConvertExpected400ErrInto404Err
+#: on "DCS.4133"; resource_huaweicloud_dcs_migration_task_exchange_ip.go: ErrDefault400).
 TASK_NOT_FOUND = "DCS.4133"
 BAD_REQUEST = "DCS.4000"
 
@@ -108,7 +112,7 @@ class Handlers:
         if script is None or snap is None or snap.deleted:
             project = self.scenario.project_id
             msg = f"migration task {task_id!r} does not exist in project {project!r}"
-            raise ApiError(404, TASK_NOT_FOUND, msg)
+            raise ApiError(400, TASK_NOT_FOUND, msg)
         return script, snap
 
     async def show(self, request: Request, call: Call) -> Response:

@@ -290,7 +290,7 @@ class MigrationScript(_Strict):
     def deleted(
         cls, task_id: str, *, deleted_after_seconds: float = 10.0, **fields: Any
     ) -> MigrationScript:
-        """An incremental migration whose task is deleted: then every read is 404 DCS.4133."""
+        """An incremental migration whose task is deleted: then every read is 400 DCS.4133."""
         return cls.incremental(task_id, deleted_after_seconds=deleted_after_seconds, **fields)
 
     @classmethod

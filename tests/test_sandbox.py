@@ -185,19 +185,19 @@ async def test_bad_paging_is_a_400(client: httpx.AsyncClient, query: str) -> Non
 
 
 async def test_deleted_task_disappears(client: httpx.AsyncClient, clock: ManualClock) -> None:
-    """After `deleted_after_seconds` a task answers 404 DCS.4133 and leaves the list."""
+    """After `deleted_after_seconds` a task answers 400 DCS.4133 and leaves the list."""
     assert (await show(client, "gone")).status_code == 200
     clock.advance(10)
     for suffix in ("", "/stats", "/logs"):
-        assert_dcs_error(await show(client, "gone", suffix), 404, "DCS.4133")
+        assert_dcs_error(await show(client, "gone", suffix), 400, "DCS.4133")
     listed = (await client.get(f"/v2/{SCENARIO.project_id}/migration-tasks")).json()
     assert "gone" not in [task["task_id"] for task in listed["migration_tasks"]]
 
 
 async def test_unknown_task_is_dcs_4133(client: httpx.AsyncClient) -> None:
-    """A task id the scenario does not have is 404 DCS.4133 with a request id."""
+    """A task id the scenario does not have is 400 DCS.4133 (as DCS sends it), with a request id."""
     response = await show(client, "0000000000000000000000000000dead")
-    body = assert_dcs_error(response, 404, "DCS.4133")
+    body = assert_dcs_error(response, 400, "DCS.4133")
     assert "0000000000000000000000000000dead" in body["error_msg"]
     assert REQUEST_ID.match(response.headers["x-request-id"])
 
@@ -381,7 +381,7 @@ async def test_admin_state_counts_without_secrets(
     assert state["requests"]["by_route"] == {
         "show_migration_task": 2, "show_migration_task_stats": 1, "exchange_instance_ip": 1,
     }  # fmt: skip
-    assert state["requests"]["by_status"] == {"200": 2, "204": 1, "404": 1}
+    assert state["requests"]["by_status"] == {"200": 2, "204": 1, "400": 1}
     assert state["requests"]["by_auth"] == {"token": 4}
     assert state["tasks"]["inc"]["task_status"] == "EXCHANGING"
     assert state["tasks"]["inc"]["exchange_requests"] == 1

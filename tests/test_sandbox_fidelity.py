@@ -153,13 +153,13 @@ def test_stop_migration_task(dcs: DcsClient, clock: ManualClock) -> None:
 
 
 def test_not_found_is_a_client_error_with_code_and_request_id(dcs: DcsClient) -> None:
-    """An unknown task: the SDK raises ClientRequestException 404 DCS.4133 with the request id."""
+    """An unknown task: the SDK raises ClientRequestException 400 DCS.4133 with the request id."""
     with pytest.raises(ClientRequestException) as caught:
         dcs.show_migration_task(
             ShowMigrationTaskRequest(task_id="0000000000000000000000000000dead")
         )
     error = caught.value
-    assert (error.status_code, error.error_code) == (404, "DCS.4133")
+    assert (error.status_code, error.error_code) == (400, "DCS.4133")
     assert re.match(r"^[0-9a-f]{32}$", error.request_id)
 
 
