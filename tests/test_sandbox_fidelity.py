@@ -163,15 +163,27 @@ def test_not_found_is_a_client_error_with_code_and_request_id(dcs: DcsClient) ->
     assert re.match(r"^[0-9a-f]{32}$", error.request_id)
 
 
-def test_wrong_secret_is_refused(sandbox: SandboxHandle) -> None:
-    """The SDK signing with a wrong secret key gets 401 DCS.1002."""
-    client = build_client(
-        sandbox, BasicCredentials(sandbox.credentials["access_key"], "x" * 40, sandbox.project_id)
-    )
+@pytest.mark.parametrize(
+    ("access_key", "secret_key", "fragment"),
+    [
+        pytest.param(None, "x" * 40, "verify aksk signature fail", id="wrong-secret"),
+        pytest.param("UNKNOWNKEY0000000000", "x" * 40, "ak not exist", id="unknown-key"),
+    ],
+)
+def test_bad_aksk_is_the_gateways_401(
+    sandbox: SandboxHandle, access_key: str | None, secret_key: str, fragment: str
+) -> None:
+    """The SDK with a bad AK/SK reads the gateway's refusal: 401 APIGW.0301 and a request id."""
+    access_key = access_key or sandbox.credentials["access_key"]
+    client = build_client(sandbox, BasicCredentials(access_key, secret_key, sandbox.project_id))
     with pytest.raises(ClientRequestException) as caught:
         client.show_migration_task(ShowMigrationTaskRequest(task_id=TASK_ID))
     client.get_http_client().close()
-    assert (caught.value.status_code, caught.value.error_code) == (401, "DCS.1002")
+    error = caught.value
+    assert (error.status_code, error.error_code) == (401, "APIGW.0301")
+    assert error.error_msg.startswith("Incorrect IAM authentication information: ")
+    assert fragment in error.error_msg
+    assert error.request_id == sandbox.state.requests[-1].request_id
 
 
 def test_temporary_key_with_security_token(sandbox: SandboxHandle) -> None:
