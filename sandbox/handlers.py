@@ -32,6 +32,12 @@ from sandbox.state import AuthKind, SandboxState
 #: on "DCS.4133"; resource_huaweicloud_dcs_migration_task_exchange_ip.go: ErrDefault400).
 TASK_NOT_FOUND = "DCS.4133"
 BAD_REQUEST = "DCS.4000"
+#: "Invalid {0} in the request." in DCS's error-code table (opentelekomcloud-docs/
+#: distributed-cache-service, api-ref/source/appendix/error_codes.rst): a query parameter
+#: out of its documented range. (DCS.4117 in the same table means "rolling back", a busy code.)
+INVALID_PARAMETER = "DCS.4800"
+#: `limit` on the list routes, as the API reference and the official SDK document it.
+MAX_LIMIT = 1000
 
 
 class ApiError(Exception):
@@ -56,20 +62,29 @@ class Call:
     fault: str | None = None
 
 
-def _int_param(request: Request, name: str, default: int, *, maximum: int | None = None) -> int:
+def _int_param(
+    request: Request, name: str, default: int, *, minimum: int, maximum: int | None = None
+) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        msg = f"query parameter {name!r} must be an integer, not {raw!r}"
-        raise ApiError(400, BAD_REQUEST, msg) from None
-    if value < 0 or (maximum is not None and value > maximum):
-        bounds = f"between 0 and {maximum}" if maximum is not None else "at least 0"
-        msg = f"query parameter {name!r} must be {bounds}, not {value}"
-        raise ApiError(400, BAD_REQUEST, msg)
+        msg = f"Invalid {name} in the request: {raw!r} is not an integer"
+        raise ApiError(400, INVALID_PARAMETER, msg) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"{minimum} or more"
+        msg = f"Invalid {name} in the request: {value} is not {bounds}"
+        raise ApiError(400, INVALID_PARAMETER, msg)
     return value
+
+
+def _page(request: Request) -> tuple[int, int]:
+    """`offset` (0 or more) and `limit` (1 to 1000) of a list request."""
+    offset = _int_param(request, "offset", 0, minimum=0)
+    limit = _int_param(request, "limit", 10, minimum=1, maximum=MAX_LIMIT)
+    return offset, limit
 
 
 def _exchange_body(raw: bytes) -> tuple[tuple[str, ...], bool]:
@@ -124,8 +139,7 @@ class Handlers:
         return JSONResponse(stats_body(script, snap, self.state.elapsed))
 
     async def list_tasks(self, request: Request, call: Call) -> Response:
-        offset = _int_param(request, "offset", 0)
-        limit = _int_param(request, "limit", 10, maximum=1000)
+        offset, limit = _page(request)
         # DCS matches names fuzzily: here, a case-insensitive substring.
         name = (request.query_params.get("name") or "").lower()
         origin = self.state.origin
@@ -139,8 +153,7 @@ class Handlers:
 
     async def logs(self, request: Request, call: Call) -> Response:
         script, _ = self._task(request)
-        offset = _int_param(request, "offset", 0)
-        limit = _int_param(request, "limit", 10, maximum=1000)
+        offset, limit = _page(request)
         level = request.query_params.get("log_level") or None
         entries = history(script, self.state.events(script.task_id), self.state.elapsed)
         body = logs_body(entries, self.state.origin, offset=offset, limit=limit, log_level=level)
@@ -206,4 +219,12 @@ class Handlers:
         )
 
 
-__all__ = ["BAD_REQUEST", "TASK_NOT_FOUND", "ApiError", "Call", "Handlers"]
+__all__ = [
+    "BAD_REQUEST",
+    "INVALID_PARAMETER",
+    "MAX_LIMIT",
+    "TASK_NOT_FOUND",
+    "ApiError",
+    "Call",
+    "Handlers",
+]

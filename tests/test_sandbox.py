@@ -175,13 +175,29 @@ async def test_list_filters_by_name_and_pages(
     [
         pytest.param("limit=ten", id="not-a-number"),
         pytest.param("offset=-1", id="negative"),
-        pytest.param("limit=100000", id="too-large"),
+        pytest.param("limit=0", id="limit-zero"),
+        pytest.param("limit=1001", id="limit-too-large"),
     ],
 )
-async def test_bad_paging_is_a_400(client: httpx.AsyncClient, query: str) -> None:
-    """A paging parameter that is not a small natural number is refused with DCS.4000."""
-    response = await client.get(f"/v2/{SCENARIO.project_id}/migration-tasks?{query}")
-    assert_dcs_error(response, 400, "DCS.4000")
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/migration-tasks", id="list"),
+        pytest.param("/migration-task/inc/logs", id="logs"),
+    ],
+)
+async def test_bad_paging_is_a_400(client: httpx.AsyncClient, query: str, path: str) -> None:
+    """Offset below 0 or limit outside 1-1000 on a list is 400 DCS.4800 ("Invalid {0}")."""
+    response = await client.get(f"/v2/{SCENARIO.project_id}{path}?{query}")
+    body = assert_dcs_error(response, 400, "DCS.4800")
+    assert query.split("=")[0] in body["error_msg"]
+
+
+async def test_limit_bounds_are_accepted(client: httpx.AsyncClient) -> None:
+    """`limit` 1 and 1000, the ends of the documented range, are accepted."""
+    for limit in (1, 1000):
+        response = await client.get(f"/v2/{SCENARIO.project_id}/migration-tasks?limit={limit}")
+        assert response.status_code == 200, response.text
 
 
 async def test_deleted_task_disappears(client: httpx.AsyncClient, clock: ManualClock) -> None:

@@ -107,6 +107,15 @@ def test_list_migration_task(dcs: DcsClient) -> None:
     assert [task.task_name for task in filtered.migration_tasks] == ["migration-full"]
 
 
+@pytest.mark.parametrize("limit", [pytest.param(0, id="zero"), pytest.param(1001, id="1001")])
+def test_list_limit_outside_1_to_1000_is_a_400(dcs: DcsClient, limit: int) -> None:
+    """The SDK sends any limit; outside 1-1000 it reads ClientRequestException 400 DCS.4800."""
+    with pytest.raises(ClientRequestException) as caught:
+        dcs.list_migration_task(ListMigrationTaskRequest(limit=limit))
+    assert (caught.value.status_code, caught.value.error_code) == (400, "DCS.4800")
+    assert "limit" in caught.value.error_msg
+
+
 def test_show_migration_task_stats(dcs: DcsClient, clock: ManualClock) -> None:
     """show_migration_task_stats: progress as the SDK types it (strings) and is_migrating."""
     clock.advance(17)
