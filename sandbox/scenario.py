@@ -55,6 +55,11 @@ ROUTES: tuple[RouteName, ...] = (
 
 _SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
+#: The documented values (CreateMigrationTask in the DCS API reference): the mode, and the
+#: method. A test that needs DCS to send something else can put it in `extra_fields`.
+MigrationType = Literal["online_migration", "backupfile_import"]
+MigrationMethod = Literal["full_amount_migration", "incremental_migration"]
+
 
 class ScenarioError(ValueError):
     """A scenario file that cannot be read or does not validate."""
@@ -154,8 +159,8 @@ class MigrationScript(_Strict):
     task_id: str = Field(min_length=1)
     task_name: str = ""
     description: str = ""
-    migration_type: str = "incremental_migration"
-    migration_method: str | None = "incremental_migration"
+    migration_type: MigrationType = "online_migration"
+    migration_method: MigrationMethod | None = "incremental_migration"
     network_type: str = "vpc"
     source_instance: Instance | None = Field(default_factory=_source)
     target_instance: Instance = Field(default_factory=_target)
@@ -223,7 +228,6 @@ class MigrationScript(_Strict):
         return cls.model_validate(
             {
                 "task_id": task_id,
-                "migration_type": "full_migration",
                 "migration_method": "full_amount_migration",
                 "steps": [
                     {"status": "RUNNING", "seconds": pending_seconds},
@@ -321,7 +325,7 @@ class MigrationScript(_Strict):
         return cls.model_validate(
             {
                 "task_id": task_id,
-                "migration_type": "backup_file_import",
+                "migration_type": "backupfile_import",
                 "migration_method": "full_amount_migration",
                 "source_instance": None,
                 "backup_files": {"files": [{"file_name": "appendonly.aof", "size": "1048576"}]},
@@ -561,7 +565,9 @@ __all__ = [
     "Fault",
     "HtmlFault",
     "Instance",
+    "MigrationMethod",
     "MigrationScript",
+    "MigrationType",
     "RateLimitFault",
     "RequestFault",
     "RouteName",

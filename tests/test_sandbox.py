@@ -68,7 +68,9 @@ async def test_show_serves_the_documented_body(client: httpx.AsyncClient) -> Non
     assert body["task_id"] == "inc"
     assert body["task_name"] == "orders-cache"
     assert body["status"] == "RUNNING"
-    assert body["migration_type"] == "incremental_migration"
+    assert (body["migration_type"], body["migration_method"]) == (
+        "online_migration", "incremental_migration",
+    )  # fmt: skip
     assert body["source_instance"]["password"] == "DCStest123"
     assert body["target_instance"]["password"] == "DCStarget456"
     assert body["source_instance"]["port"] == "6379"
@@ -140,7 +142,9 @@ async def test_stats_body_as_the_sdk_declares(
 async def test_backup_import_has_backup_files_and_no_source(client: httpx.AsyncClient) -> None:
     """A backup-file import describes its files and has no source instance."""
     body = (await show(client, "import")).json()
-    assert body["migration_type"] == "backup_file_import"
+    assert (body["migration_type"], body["migration_method"]) == (
+        "backupfile_import", "full_amount_migration",
+    )  # fmt: skip
     assert "source_instance" not in body
     assert body["backup_files"]["files"][0]["file_name"] == "appendonly.aof"
 

@@ -87,7 +87,9 @@ def test_show_migration_task(dcs: DcsClient, clock: ManualClock, sandbox: Sandbo
     task = dcs.show_migration_task(ShowMigrationTaskRequest(task_id=TASK_ID))
     assert task.status_code == 200
     assert (task.task_id, task.task_name, task.status) == (TASK_ID, "migration1", "FULLMIGRATING")
-    assert task.migration_type == "incremental_migration"
+    assert (task.migration_type, task.migration_method) == (
+        "online_migration", "incremental_migration",
+    )  # fmt: skip
     assert task.source_instance.password == "DCStest123"
     assert task.source_instance.port == "6379"
     # The sandbox sends the target port as a number; the SDK's `str` type makes it "6379".
