@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from starlette.requests import Request
@@ -131,8 +131,18 @@ class Handlers:
         return script, snap
 
     async def show(self, request: Request, call: Call) -> Response:
-        script, snap = self._task(request)
+        script, snap = self._ghost(request) or self._task(request)
         return JSONResponse(task_body(script, snap, self.state.origin))
+
+    def _ghost(self, request: Request) -> tuple[MigrationScript, TaskSnapshot] | None:
+        """A deleted task whose detail still reads SUCCESS (finished at its deletion), or None."""
+        script = self.scenario.task(request.path_params["task_id"])
+        if script is None or script.deleted_after_seconds is None:
+            return None
+        snap = self.state.task(script.task_id)
+        if not snap.detail_reads_success:
+            return None
+        return script, replace(snap, status="SUCCESS", status_since=script.deleted_after_seconds)
 
     async def stats(self, request: Request, call: Call) -> Response:
         script, snap = self._task(request)

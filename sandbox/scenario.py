@@ -151,6 +151,12 @@ class BackupFiles(BaseModel):
 class MigrationScript(_Strict):
     """One migration task and its scripted life.
 
+    `deleted_after_seconds` deletes the task: from then on it leaves the list and every read
+    is 400 DCS.4133. With `deleted_reads_success_for: N` as well, the task's detail (GET
+    migration-task/{id}, and only it) still reads SUCCESS for N seconds after the deletion,
+    as the live service may: Huawei's Terraform provider checks the list when the detail says
+    SUCCESS for that reason (resource_huaweicloud_dcs_online_data_migration_task.go).
+
     >>> script = MigrationScript.full("t2", full_seconds=60)
     >>> [(s.status, s.seconds, s.progress_to) for s in script.steps]
     [('RUNNING', 2.0, None), ('FULLMIGRATING', 60.0, 100.0), ('SUCCESS', None, None)]
@@ -170,6 +176,8 @@ class MigrationScript(_Strict):
     task_status: str | None = None
     steps: list[Step] = Field(default_factory=lambda: [Step(status="INCRMIGEATING")], min_length=1)
     deleted_after_seconds: float | None = Field(default=None, ge=0)
+    #: Seconds after the deletion during which the detail still reads SUCCESS (None: none).
+    deleted_reads_success_for: float | None = Field(default=None, ge=0)
     exchange: ExchangeScript = Field(default_factory=ExchangeScript)
     stop: StopScript = Field(default_factory=StopScript)
     #: Keys drawn for the stats body (`source_dbsize`).
@@ -186,6 +194,12 @@ class MigrationScript(_Strict):
         endless = [step.status for step in self.steps[:-1] if step.seconds is None]
         if endless:
             msg = f"only the last step may last for ever; give `seconds` to {endless}"
+            raise ValueError(msg)
+        if self.deleted_reads_success_for is not None and self.deleted_after_seconds is None:
+            msg = (
+                f"task {self.task_id!r}: deleted_reads_success_for needs deleted_after_seconds "
+                "(the deletion it follows)"
+            )
             raise ValueError(msg)
         return self
 
