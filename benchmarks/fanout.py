@@ -52,7 +52,7 @@ def scenario(tasks: int, period: float, seed: int) -> dict[str, Any]:
             {
                 "task_id": f"{rng.getrandbits(128):032x}",
                 "task_name": f"bench-fanout-{number:05d}",
-                "migration_type": "full_migration",
+                "migration_type": "online_migration",
                 "migration_method": "full_amount_migration",
                 "steps": [
                     {"status": "FULLMIGRATING", "seconds": flip, "progress_to": 100},

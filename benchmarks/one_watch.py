@@ -63,7 +63,7 @@ def scenario(poll_counts: list[int]) -> dict[str, Any]:
     tasks: list[dict[str, Any]] = [
         {
             "task_id": watch_task_id(polls),
-            "migration_type": "full_migration",
+            "migration_type": "online_migration",
             "migration_method": "full_amount_migration",
             "steps": [
                 {"status": "FULLMIGRATING", "seconds": polls - 0.5, "progress_to": 100},

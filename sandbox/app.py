@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from sandbox.auth import WRONG_PROJECT, Authenticator, AuthRefused
+from sandbox.auth import Authenticator, AuthRefused, GatewayRefused
 from sandbox.bodies import error_body, gateway_error_body
 from sandbox.clock import Clock, ScaledClock
 from sandbox.clock import utc_now as wall_clock
@@ -173,18 +173,19 @@ class _Service:
     ) -> Response:
         try:
             if not public:
-                call.auth = self.authenticator.authenticate(
+                kind = self.authenticator.authenticate(
                     method=request.method,
                     raw_path=_raw_path(request.scope),
                     raw_query=request.scope["query_string"].decode("latin-1"),
                     headers=_headers(request.scope),
                     body=await request.body(),
                 )
-                project_id = request.path_params.get("project_id")
-                if project_id != self.scenario.project_id:
-                    msg = f"no access to project {project_id!r}"
-                    raise ApiError(403, WRONG_PROJECT, msg)
+                call.auth = kind
+                self.authenticator.check_project(kind, request.path_params.get("project_id"))
             return await handler(request, call)
+        except GatewayRefused as error:
+            body = gateway_error_body(error.code, error.message, call.request_id)
+            return JSONResponse(body, status_code=error.status)
         except (ApiError, AuthRefused) as error:
             return JSONResponse(error_body(error.code, error.message), status_code=error.status)
 

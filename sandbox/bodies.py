@@ -139,14 +139,15 @@ def list_item(script: MigrationScript, snap: TaskSnapshot, origin: datetime) -> 
 
 
 def stats_body(script: MigrationScript, snap: TaskSnapshot, t: float) -> dict[str, Any]:
-    """GET migration-task/{task_id}/stats. Key counts are numbers, the rest strings."""
+    """GET migration-task/{task_id}/stats: every field a string, as the official SDK types
+    them (key counts too), but `is_migrating`."""
     migrating = snap.status in MIGRATING_STATUSES
     synced = int(script.source_keys * snap.progress / 100)
     return {
         "full_migration_progress": progress_text(snap.progress),
         "offset": str(int(t * 1024)) if migrating else "0",
-        "source_dbsize": script.source_keys,
-        "target_dbsize": synced,
+        "source_dbsize": str(script.source_keys),
+        "target_dbsize": str(synced),
         "target_input_kbps": "2048.5" if migrating else "0",
         "target_ops": "1500" if migrating else "0",
         "is_migrating": migrating,

@@ -4,16 +4,16 @@ Each takes the request and its `Call` (what the request log will say) and return
 response, or raises `ApiError` for a DCS error answer. They assume the caller is
 authenticated: the pipeline in `sandbox.app` sees to that.
 
->>> error = ApiError(404, TASK_NOT_FOUND, "migration task 't1' does not exist")
+>>> error = ApiError(400, TASK_NOT_FOUND, "migration task 't1' does not exist")
 >>> error.status, error.code
-(404, 'DCS.4133')
+(400, 'DCS.4133')
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from starlette.requests import Request
@@ -26,8 +26,18 @@ from sandbox.lifecycle import EXCHANGEABLE_STATUSES, TERMINAL_STATUSES, TaskSnap
 from sandbox.scenario import MigrationScript, Scenario
 from sandbox.state import AuthKind, SandboxState
 
+#: "The task does not exist", sent with HTTP 400, not 404: Huawei's Terraform provider reads
+#: it so (huaweicloud/terraform-provider-huaweicloud, huaweicloud/services/dcs/
+#: resource_huaweicloud_dcs_online_data_migration_task.go: ConvertExpected400ErrInto404Err
+#: on "DCS.4133"; resource_huaweicloud_dcs_migration_task_exchange_ip.go: ErrDefault400).
 TASK_NOT_FOUND = "DCS.4133"
 BAD_REQUEST = "DCS.4000"
+#: "Invalid {0} in the request." in DCS's error-code table (opentelekomcloud-docs/
+#: distributed-cache-service, api-ref/source/appendix/error_codes.rst): a query parameter
+#: out of its documented range. (DCS.4117 in the same table means "rolling back", a busy code.)
+INVALID_PARAMETER = "DCS.4800"
+#: `limit` on the list routes, as the API reference and the official SDK document it.
+MAX_LIMIT = 1000
 
 
 class ApiError(Exception):
@@ -52,20 +62,29 @@ class Call:
     fault: str | None = None
 
 
-def _int_param(request: Request, name: str, default: int, *, maximum: int | None = None) -> int:
+def _int_param(
+    request: Request, name: str, default: int, *, minimum: int, maximum: int | None = None
+) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        msg = f"query parameter {name!r} must be an integer, not {raw!r}"
-        raise ApiError(400, BAD_REQUEST, msg) from None
-    if value < 0 or (maximum is not None and value > maximum):
-        bounds = f"between 0 and {maximum}" if maximum is not None else "at least 0"
-        msg = f"query parameter {name!r} must be {bounds}, not {value}"
-        raise ApiError(400, BAD_REQUEST, msg)
+        msg = f"Invalid {name} in the request: {raw!r} is not an integer"
+        raise ApiError(400, INVALID_PARAMETER, msg) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"{minimum} or more"
+        msg = f"Invalid {name} in the request: {value} is not {bounds}"
+        raise ApiError(400, INVALID_PARAMETER, msg)
     return value
+
+
+def _page(request: Request) -> tuple[int, int]:
+    """`offset` (0 or more) and `limit` (1 to 1000) of a list request."""
+    offset = _int_param(request, "offset", 0, minimum=0)
+    limit = _int_param(request, "limit", 10, minimum=1, maximum=MAX_LIMIT)
+    return offset, limit
 
 
 def _exchange_body(raw: bytes) -> tuple[tuple[str, ...], bool]:
@@ -108,20 +127,29 @@ class Handlers:
         if script is None or snap is None or snap.deleted:
             project = self.scenario.project_id
             msg = f"migration task {task_id!r} does not exist in project {project!r}"
-            raise ApiError(404, TASK_NOT_FOUND, msg)
+            raise ApiError(400, TASK_NOT_FOUND, msg)
         return script, snap
 
     async def show(self, request: Request, call: Call) -> Response:
-        script, snap = self._task(request)
+        script, snap = self._ghost(request) or self._task(request)
         return JSONResponse(task_body(script, snap, self.state.origin))
+
+    def _ghost(self, request: Request) -> tuple[MigrationScript, TaskSnapshot] | None:
+        """A deleted task whose detail still reads SUCCESS (finished at its deletion), or None."""
+        script = self.scenario.task(request.path_params["task_id"])
+        if script is None or script.deleted_after_seconds is None:
+            return None
+        snap = self.state.task(script.task_id)
+        if not snap.detail_reads_success:
+            return None
+        return script, replace(snap, status="SUCCESS", status_since=script.deleted_after_seconds)
 
     async def stats(self, request: Request, call: Call) -> Response:
         script, snap = self._task(request)
         return JSONResponse(stats_body(script, snap, self.state.elapsed))
 
     async def list_tasks(self, request: Request, call: Call) -> Response:
-        offset = _int_param(request, "offset", 0)
-        limit = _int_param(request, "limit", 10, maximum=1000)
+        offset, limit = _page(request)
         # DCS matches names fuzzily: here, a case-insensitive substring.
         name = (request.query_params.get("name") or "").lower()
         origin = self.state.origin
@@ -135,8 +163,7 @@ class Handlers:
 
     async def logs(self, request: Request, call: Call) -> Response:
         script, _ = self._task(request)
-        offset = _int_param(request, "offset", 0)
-        limit = _int_param(request, "limit", 10, maximum=1000)
+        offset, limit = _page(request)
         level = request.query_params.get("log_level") or None
         entries = history(script, self.state.events(script.task_id), self.state.elapsed)
         body = logs_body(entries, self.state.origin, offset=offset, limit=limit, log_level=level)
@@ -202,4 +229,12 @@ class Handlers:
         )
 
 
-__all__ = ["BAD_REQUEST", "TASK_NOT_FOUND", "ApiError", "Call", "Handlers"]
+__all__ = [
+    "BAD_REQUEST",
+    "INVALID_PARAMETER",
+    "MAX_LIMIT",
+    "TASK_NOT_FOUND",
+    "ApiError",
+    "Call",
+    "Handlers",
+]

@@ -79,6 +79,8 @@ class TaskSnapshot:
     task_status: str | None
     deleted: bool
     addresses_swapped: bool = False
+    #: Deleted, but the detail still reads SUCCESS (`deleted_reads_success_for`).
+    detail_reads_success: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,12 @@ def snapshot(script: MigrationScript, events: TaskEvents, t: float) -> TaskSnaps
     """What DCS reports about the task `t` scenario seconds after the sandbox started."""
     current = _current(segments(script, events.stop_at), t)
     task_status, swapped = _ip_state(script, events.ip_actions, t)
-    deleted = script.deleted_after_seconds is not None and t >= script.deleted_after_seconds
+    deleted_at = script.deleted_after_seconds
+    deleted = deleted_at is not None and t >= deleted_at
+    lingers = script.deleted_reads_success_for
+    reads_success = (
+        deleted and deleted_at is not None and lingers is not None and t < deleted_at + lingers
+    )
     return TaskSnapshot(
         status=current.status,
         status_since=current.start,
@@ -173,6 +180,7 @@ def snapshot(script: MigrationScript, events: TaskEvents, t: float) -> TaskSnaps
         task_status=task_status,
         deleted=deleted,
         addresses_swapped=swapped,
+        detail_reads_success=reads_success,
     )
 
 

@@ -55,6 +55,11 @@ ROUTES: tuple[RouteName, ...] = (
 
 _SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
+#: The documented values (CreateMigrationTask in the DCS API reference): the mode, and the
+#: method. A test that needs DCS to send something else can put it in `extra_fields`.
+MigrationType = Literal["online_migration", "backupfile_import"]
+MigrationMethod = Literal["full_amount_migration", "incremental_migration"]
+
 
 class ScenarioError(ValueError):
     """A scenario file that cannot be read or does not validate."""
@@ -146,6 +151,12 @@ class BackupFiles(BaseModel):
 class MigrationScript(_Strict):
     """One migration task and its scripted life.
 
+    `deleted_after_seconds` deletes the task: from then on it leaves the list and every read
+    is 400 DCS.4133. With `deleted_reads_success_for: N` as well, the task's detail (GET
+    migration-task/{id}, and only it) still reads SUCCESS for N seconds after the deletion,
+    as the live service may: Huawei's Terraform provider checks the list when the detail says
+    SUCCESS for that reason (resource_huaweicloud_dcs_online_data_migration_task.go).
+
     >>> script = MigrationScript.full("t2", full_seconds=60)
     >>> [(s.status, s.seconds, s.progress_to) for s in script.steps]
     [('RUNNING', 2.0, None), ('FULLMIGRATING', 60.0, 100.0), ('SUCCESS', None, None)]
@@ -154,8 +165,8 @@ class MigrationScript(_Strict):
     task_id: str = Field(min_length=1)
     task_name: str = ""
     description: str = ""
-    migration_type: str = "incremental_migration"
-    migration_method: str | None = "incremental_migration"
+    migration_type: MigrationType = "online_migration"
+    migration_method: MigrationMethod | None = "incremental_migration"
     network_type: str = "vpc"
     source_instance: Instance | None = Field(default_factory=_source)
     target_instance: Instance = Field(default_factory=_target)
@@ -165,6 +176,8 @@ class MigrationScript(_Strict):
     task_status: str | None = None
     steps: list[Step] = Field(default_factory=lambda: [Step(status="INCRMIGEATING")], min_length=1)
     deleted_after_seconds: float | None = Field(default=None, ge=0)
+    #: Seconds after the deletion during which the detail still reads SUCCESS (None: none).
+    deleted_reads_success_for: float | None = Field(default=None, ge=0)
     exchange: ExchangeScript = Field(default_factory=ExchangeScript)
     stop: StopScript = Field(default_factory=StopScript)
     #: Keys drawn for the stats body (`source_dbsize`).
@@ -181,6 +194,12 @@ class MigrationScript(_Strict):
         endless = [step.status for step in self.steps[:-1] if step.seconds is None]
         if endless:
             msg = f"only the last step may last for ever; give `seconds` to {endless}"
+            raise ValueError(msg)
+        if self.deleted_reads_success_for is not None and self.deleted_after_seconds is None:
+            msg = (
+                f"task {self.task_id!r}: deleted_reads_success_for needs deleted_after_seconds "
+                "(the deletion it follows)"
+            )
             raise ValueError(msg)
         return self
 
@@ -223,7 +242,6 @@ class MigrationScript(_Strict):
         return cls.model_validate(
             {
                 "task_id": task_id,
-                "migration_type": "full_migration",
                 "migration_method": "full_amount_migration",
                 "steps": [
                     {"status": "RUNNING", "seconds": pending_seconds},
@@ -290,7 +308,7 @@ class MigrationScript(_Strict):
     def deleted(
         cls, task_id: str, *, deleted_after_seconds: float = 10.0, **fields: Any
     ) -> MigrationScript:
-        """An incremental migration whose task is deleted: then every read is 404 DCS.4133."""
+        """An incremental migration whose task is deleted: then every read is 400 DCS.4133."""
         return cls.incremental(task_id, deleted_after_seconds=deleted_after_seconds, **fields)
 
     @classmethod
@@ -321,7 +339,7 @@ class MigrationScript(_Strict):
         return cls.model_validate(
             {
                 "task_id": task_id,
-                "migration_type": "backup_file_import",
+                "migration_type": "backupfile_import",
                 "migration_method": "full_amount_migration",
                 "source_instance": None,
                 "backup_files": {"files": [{"file_name": "appendonly.aof", "size": "1048576"}]},
@@ -561,7 +579,9 @@ __all__ = [
     "Fault",
     "HtmlFault",
     "Instance",
+    "MigrationMethod",
     "MigrationScript",
+    "MigrationType",
     "RateLimitFault",
     "RequestFault",
     "RouteName",

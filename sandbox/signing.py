@@ -45,6 +45,10 @@ class SignatureError(Exception):
         self.reason = reason
 
 
+class UnknownAccessKey(SignatureError):
+    """The signing access key is not one the sandbox knows."""
+
+
 @dataclass(frozen=True)
 class Authorization:
     """The parts of an `Authorization: SDK-HMAC-SHA256 ...` header."""
@@ -182,7 +186,7 @@ def verify_request(
     secret = secret_for(auth.access_key)
     if secret is None:
         msg = "unknown access key"
-        raise SignatureError(msg)
+        raise UnknownAccessKey(msg)
     canonical = canonical_request(method, raw_path, raw_query, headers, auth.signed_headers, body)
     expected = signature(secret, string_to_sign(canonical, headers["x-sdk-date"].strip()))
     if not hmac.compare_digest(expected, auth.signature):
@@ -199,6 +203,7 @@ __all__ = [
     "UNSIGNED_PAYLOAD",
     "Authorization",
     "SignatureError",
+    "UnknownAccessKey",
     "canonical_query",
     "canonical_request",
     "canonical_uri",

@@ -215,6 +215,7 @@ class SandboxState:
                 "task_status": snap.task_status,
                 "full_migration_progress": round(snap.progress, 2),
                 "deleted": snap.deleted,
+                "detail_reads_success": snap.detail_reads_success,
                 "addresses_swapped": snap.addresses_swapped,
                 "exchange_requests": self.exchange_requests(script.task_id),
                 "exchanges": self.exchanges(script.task_id),

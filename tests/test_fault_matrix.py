@@ -311,7 +311,7 @@ WAIT_CASES: dict[str, Case] = {
     "task-deleted-mid-wait": Case(
         script=lambda task_id: MigrationScript.deleted(task_id, deleted_after_seconds=20),
         error=MigrationTaskNotFound,
-        check=answered(404, 1),
+        check=answered(400, 1),  # DCS sends DCS.4133 on a 400
         **NOT_CUT_OVER,
     ),
     "unknown-status": Case(

@@ -68,7 +68,9 @@ async def test_show_serves_the_documented_body(client: httpx.AsyncClient) -> Non
     assert body["task_id"] == "inc"
     assert body["task_name"] == "orders-cache"
     assert body["status"] == "RUNNING"
-    assert body["migration_type"] == "incremental_migration"
+    assert (body["migration_type"], body["migration_method"]) == (
+        "online_migration", "incremental_migration",
+    )  # fmt: skip
     assert body["source_instance"]["password"] == "DCStest123"
     assert body["target_instance"]["password"] == "DCStarget456"
     assert body["source_instance"]["port"] == "6379"
@@ -124,7 +126,7 @@ async def test_each_script_reaches_its_status(
 async def test_stats_body_as_the_sdk_declares(
     client: httpx.AsyncClient, clock: ManualClock
 ) -> None:
-    """Stats carry the SDK's seven fields; key counts are numbers, the rest strings."""
+    """Stats carry the SDK's seven fields, all strings (key counts too) but `is_migrating`."""
     clock.advance(17)
     body = (await show(client, "inc", "/stats")).json()
     assert set(body) == {
@@ -132,15 +134,17 @@ async def test_stats_body_as_the_sdk_declares(
         "target_input_kbps", "target_ops", "is_migrating",
     }  # fmt: skip
     assert body["is_migrating"] is True
-    assert body["source_dbsize"] == 100_000
-    assert body["target_dbsize"] == 50_000
-    assert isinstance(body["offset"], str)
+    assert body["source_dbsize"] == "100000"
+    assert body["target_dbsize"] == "50000"
+    assert all(isinstance(value, str) for key, value in body.items() if key != "is_migrating")
 
 
 async def test_backup_import_has_backup_files_and_no_source(client: httpx.AsyncClient) -> None:
     """A backup-file import describes its files and has no source instance."""
     body = (await show(client, "import")).json()
-    assert body["migration_type"] == "backup_file_import"
+    assert (body["migration_type"], body["migration_method"]) == (
+        "backupfile_import", "full_amount_migration",
+    )  # fmt: skip
     assert "source_instance" not in body
     assert body["backup_files"]["files"][0]["file_name"] == "appendonly.aof"
 
@@ -175,29 +179,45 @@ async def test_list_filters_by_name_and_pages(
     [
         pytest.param("limit=ten", id="not-a-number"),
         pytest.param("offset=-1", id="negative"),
-        pytest.param("limit=100000", id="too-large"),
+        pytest.param("limit=0", id="limit-zero"),
+        pytest.param("limit=1001", id="limit-too-large"),
     ],
 )
-async def test_bad_paging_is_a_400(client: httpx.AsyncClient, query: str) -> None:
-    """A paging parameter that is not a small natural number is refused with DCS.4000."""
-    response = await client.get(f"/v2/{SCENARIO.project_id}/migration-tasks?{query}")
-    assert_dcs_error(response, 400, "DCS.4000")
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/migration-tasks", id="list"),
+        pytest.param("/migration-task/inc/logs", id="logs"),
+    ],
+)
+async def test_bad_paging_is_a_400(client: httpx.AsyncClient, query: str, path: str) -> None:
+    """Offset below 0 or limit outside 1-1000 on a list is 400 DCS.4800 ("Invalid {0}")."""
+    response = await client.get(f"/v2/{SCENARIO.project_id}{path}?{query}")
+    body = assert_dcs_error(response, 400, "DCS.4800")
+    assert query.split("=")[0] in body["error_msg"]
+
+
+async def test_limit_bounds_are_accepted(client: httpx.AsyncClient) -> None:
+    """`limit` 1 and 1000, the ends of the documented range, are accepted."""
+    for limit in (1, 1000):
+        response = await client.get(f"/v2/{SCENARIO.project_id}/migration-tasks?limit={limit}")
+        assert response.status_code == 200, response.text
 
 
 async def test_deleted_task_disappears(client: httpx.AsyncClient, clock: ManualClock) -> None:
-    """After `deleted_after_seconds` a task answers 404 DCS.4133 and leaves the list."""
+    """After `deleted_after_seconds` a task answers 400 DCS.4133 and leaves the list."""
     assert (await show(client, "gone")).status_code == 200
     clock.advance(10)
     for suffix in ("", "/stats", "/logs"):
-        assert_dcs_error(await show(client, "gone", suffix), 404, "DCS.4133")
+        assert_dcs_error(await show(client, "gone", suffix), 400, "DCS.4133")
     listed = (await client.get(f"/v2/{SCENARIO.project_id}/migration-tasks")).json()
     assert "gone" not in [task["task_id"] for task in listed["migration_tasks"]]
 
 
 async def test_unknown_task_is_dcs_4133(client: httpx.AsyncClient) -> None:
-    """A task id the scenario does not have is 404 DCS.4133 with a request id."""
+    """A task id the scenario does not have is 400 DCS.4133 (as DCS sends it), with a request id."""
     response = await show(client, "0000000000000000000000000000dead")
-    body = assert_dcs_error(response, 404, "DCS.4133")
+    body = assert_dcs_error(response, 400, "DCS.4133")
     assert "0000000000000000000000000000dead" in body["error_msg"]
     assert REQUEST_ID.match(response.headers["x-request-id"])
 
@@ -381,7 +401,7 @@ async def test_admin_state_counts_without_secrets(
     assert state["requests"]["by_route"] == {
         "show_migration_task": 2, "show_migration_task_stats": 1, "exchange_instance_ip": 1,
     }  # fmt: skip
-    assert state["requests"]["by_status"] == {"200": 2, "204": 1, "404": 1}
+    assert state["requests"]["by_status"] == {"200": 2, "204": 1, "400": 1}
     assert state["requests"]["by_auth"] == {"token": 4}
     assert state["tasks"]["inc"]["task_status"] == "EXCHANGING"
     assert state["tasks"]["inc"]["exchange_requests"] == 1

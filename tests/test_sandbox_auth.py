@@ -65,22 +65,41 @@ def error_code(response: httpx.Response) -> str:
     return code
 
 
+def assert_gateway_refusal(response: httpx.Response, fragment: str) -> None:
+    """401 APIGW.0301 in the API gateway's body shape, its request id that of the header."""
+    assert response.status_code == 401, response.text
+    body = response.json()
+    assert set(body) == {"error_code", "error_msg", "request_id"}
+    assert body["error_code"] == "APIGW.0301"
+    assert body["error_msg"].startswith("Incorrect IAM authentication information: ")
+    assert fragment in body["error_msg"]
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
 @pytest.mark.parametrize(
-    ("headers", "status", "code"),
+    ("headers", "code"),
     [
-        pytest.param({}, 401, "DCS.1001", id="no-credentials"),
-        pytest.param({"X-Auth-Token": "MIIforged"}, 401, "DCS.1001", id="unknown-token"),
-        pytest.param({"Authorization": "Bearer x"}, 401, "DCS.1002", id="not-a-signature"),
+        pytest.param({}, "DCS.1003", id="no-credentials"),
+        pytest.param({"X-Auth-Token": "MIIforged"}, "DCS.1001", id="unknown-token"),
+        pytest.param({"X-Auth-Token": ""}, "DCS.1001", id="empty-token"),
     ],
 )
-async def test_unauthenticated_requests_are_401(
-    client: httpx.AsyncClient, headers: dict[str, str], status: int, code: str
+async def test_token_refusals_are_401_with_a_dcs_code(
+    client: httpx.AsyncClient, headers: dict[str, str], code: str
 ) -> None:
-    """Without valid credentials every DCS route is 401 with a DCS code and a request id."""
+    """No credentials or a token DCS does not know: 401 with DCS's code, body and request id."""
     response = await client.get(SHOW, headers=headers)
-    assert (response.status_code, error_code(response)) == (status, code)
+    assert (response.status_code, error_code(response)) == (401, code)
     assert response.json()["error_ext_msg"] is None
     assert response.headers["x-request-id"]
+
+
+async def test_an_authorization_that_is_not_a_signature_is_refused_by_the_gateway(
+    client: httpx.AsyncClient,
+) -> None:
+    """`Authorization: Bearer x` is no AK/SK signature: the gateway's 401 APIGW.0301."""
+    response = await client.get(SHOW, headers={"Authorization": "Bearer x"})
+    assert_gateway_refusal(response, "verify aksk signature fail")
 
 
 async def test_fixed_token_is_accepted(client: httpx.AsyncClient, app: SandboxApp) -> None:
@@ -90,11 +109,18 @@ async def test_fixed_token_is_accepted(client: httpx.AsyncClient, app: SandboxAp
     assert app.sandbox_state.requests[-1].auth == "token"
 
 
-async def test_wrong_project_in_path_is_403(client: httpx.AsyncClient) -> None:
-    """A project other than the caller's in the path is 403 DCS.2003."""
+async def test_a_token_for_another_project_is_401_dcs_1004(client: httpx.AsyncClient) -> None:
+    """A token used on a project it is not scoped to: 401 DCS.1004 (project does not match)."""
     response = await client.get(
         f"/v2/{'f' * 32}/migration-task/inc", headers=token_headers(SCENARIO)
     )
+    assert (response.status_code, error_code(response)) == (401, "DCS.1004")
+
+
+async def test_aksk_on_another_project_in_the_path_is_403(client: httpx.AsyncClient) -> None:
+    """An AK/SK request whose path names a project other than its X-Project-Id: 403 DCS.2003."""
+    path = f"/v2/{'f' * 32}/migration-task/inc"
+    response = await client.get(path, auth=sdk_auth(SCENARIO))
     assert (response.status_code, error_code(response)) == (403, "DCS.2003")
 
 
@@ -116,13 +142,13 @@ async def test_iam_issues_a_token_that_works(client: httpx.AsyncClient, app: San
 
 
 async def test_issued_token_expires(client: httpx.AsyncClient, clock: ManualClock) -> None:
-    """An issued token is refused once its lifetime passed (401 DCS.1001); a new one works."""
+    """An issued token is refused once its lifetime passed (401 DCS.1002); a new one works."""
     old = (await client.post("/v3/auth/tokens", json=login_body())).headers["x-subject-token"]
     clock.advance(3599)
     assert (await client.get(SHOW, headers={"X-Auth-Token": old})).status_code == 200
     clock.advance(1)
     expired = await client.get(SHOW, headers={"X-Auth-Token": old})
-    assert (expired.status_code, error_code(expired)) == (401, "DCS.1001")
+    assert (expired.status_code, error_code(expired)) == (401, "DCS.1002")
     assert "expired" in expired.json()["error_msg"]
     new = (await client.post("/v3/auth/tokens", json=login_body())).headers["x-subject-token"]
     assert (await client.get(SHOW, headers={"X-Auth-Token": new})).status_code == 200
@@ -184,25 +210,30 @@ async def test_temporary_key_needs_its_security_token(client: httpx.AsyncClient)
     other = sdk_auth(
         SCENARIO, access_key=key.access_key, secret_key=key.secret_key, security_token="sts-2"
     )
-    response = await client.get(SHOW, auth=other)
-    assert (response.status_code, error_code(response)) == (401, "DCS.1002")
+    assert_gateway_refusal(await client.get(SHOW, auth=other), "security token")
     unsigned = sdk_auth(SCENARIO, access_key=key.access_key, secret_key=key.secret_key)
-    assert (await client.get(SHOW, auth=unsigned)).status_code == 401
+    assert_gateway_refusal(await client.get(SHOW, auth=unsigned), "security token")
 
 
 @pytest.mark.parametrize(
-    ("overrides", "status", "code"),
+    ("overrides", "fragment"),
     [
-        pytest.param({"secret_key": "x" * 40}, 401, "DCS.1002", id="wrong-secret"),
-        pytest.param({"access_key": "UNKNOWNKEY0000000000"}, 401, "DCS.1002", id="unknown-key"),
-        pytest.param({"date": NOW - timedelta(minutes=16)}, 401, "DCS.1002", id="stale-date"),
-        pytest.param({"project_id": "f" * 32}, 403, "DCS.2003", id="other-x-project-id"),
+        pytest.param({"secret_key": "x" * 40}, "verify aksk signature fail", id="wrong-secret"),
+        pytest.param({"access_key": "UNKNOWNKEY0000000000"}, "ak not exist", id="unknown-key"),
+        pytest.param({"date": NOW - timedelta(minutes=16)}, "X-Sdk-Date", id="stale-date"),
     ],
 )
-async def test_aksk_refusals(
-    client: httpx.AsyncClient, overrides: dict[str, Any], status: int, code: str
+async def test_aksk_refusals_are_the_gateways(
+    client: httpx.AsyncClient, overrides: dict[str, Any], fragment: str
 ) -> None:
-    """A wrong secret, unknown key or stale date is 401; X-Project-Id of another project 403."""
+    """A wrong secret, unknown key or stale date: 401 APIGW.0301 with the request id, no secret."""
     response = await client.get(SHOW, auth=sdk_auth(SCENARIO, **overrides))
-    assert (response.status_code, error_code(response)) == (status, code)
+    assert_gateway_refusal(response, fragment)
     assert SCENARIO.secret_key not in response.text
+    assert "UNKNOWNKEY" not in response.text  # the gateway masks the access key too
+
+
+async def test_aksk_with_another_x_project_id_is_403(client: httpx.AsyncClient) -> None:
+    """A valid signature whose X-Project-Id is another project: 403 DCS.2003, from DCS."""
+    response = await client.get(SHOW, auth=sdk_auth(SCENARIO, project_id="f" * 32))
+    assert (response.status_code, error_code(response)) == (403, "DCS.2003")

@@ -87,7 +87,9 @@ def test_show_migration_task(dcs: DcsClient, clock: ManualClock, sandbox: Sandbo
     task = dcs.show_migration_task(ShowMigrationTaskRequest(task_id=TASK_ID))
     assert task.status_code == 200
     assert (task.task_id, task.task_name, task.status) == (TASK_ID, "migration1", "FULLMIGRATING")
-    assert task.migration_type == "incremental_migration"
+    assert (task.migration_type, task.migration_method) == (
+        "online_migration", "incremental_migration",
+    )  # fmt: skip
     assert task.source_instance.password == "DCStest123"
     assert task.source_instance.port == "6379"
     # The sandbox sends the target port as a number; the SDK's `str` type makes it "6379".
@@ -105,6 +107,15 @@ def test_list_migration_task(dcs: DcsClient) -> None:
     assert [(task.task_id, task.status) for task in page.migration_tasks] == [(TASK_ID, "RUNNING")]
     filtered = dcs.list_migration_task(ListMigrationTaskRequest(name="migration-full"))
     assert [task.task_name for task in filtered.migration_tasks] == ["migration-full"]
+
+
+@pytest.mark.parametrize("limit", [pytest.param(0, id="zero"), pytest.param(1001, id="1001")])
+def test_list_limit_outside_1_to_1000_is_a_400(dcs: DcsClient, limit: int) -> None:
+    """The SDK sends any limit; outside 1-1000 it reads ClientRequestException 400 DCS.4800."""
+    with pytest.raises(ClientRequestException) as caught:
+        dcs.list_migration_task(ListMigrationTaskRequest(limit=limit))
+    assert (caught.value.status_code, caught.value.error_code) == (400, "DCS.4800")
+    assert "limit" in caught.value.error_msg
 
 
 def test_show_migration_task_stats(dcs: DcsClient, clock: ManualClock) -> None:
@@ -153,25 +164,37 @@ def test_stop_migration_task(dcs: DcsClient, clock: ManualClock) -> None:
 
 
 def test_not_found_is_a_client_error_with_code_and_request_id(dcs: DcsClient) -> None:
-    """An unknown task: the SDK raises ClientRequestException 404 DCS.4133 with the request id."""
+    """An unknown task: the SDK raises ClientRequestException 400 DCS.4133 with the request id."""
     with pytest.raises(ClientRequestException) as caught:
         dcs.show_migration_task(
             ShowMigrationTaskRequest(task_id="0000000000000000000000000000dead")
         )
     error = caught.value
-    assert (error.status_code, error.error_code) == (404, "DCS.4133")
+    assert (error.status_code, error.error_code) == (400, "DCS.4133")
     assert re.match(r"^[0-9a-f]{32}$", error.request_id)
 
 
-def test_wrong_secret_is_refused(sandbox: SandboxHandle) -> None:
-    """The SDK signing with a wrong secret key gets 401 DCS.1002."""
-    client = build_client(
-        sandbox, BasicCredentials(sandbox.credentials["access_key"], "x" * 40, sandbox.project_id)
-    )
+@pytest.mark.parametrize(
+    ("access_key", "secret_key", "fragment"),
+    [
+        pytest.param(None, "x" * 40, "verify aksk signature fail", id="wrong-secret"),
+        pytest.param("UNKNOWNKEY0000000000", "x" * 40, "ak not exist", id="unknown-key"),
+    ],
+)
+def test_bad_aksk_is_the_gateways_401(
+    sandbox: SandboxHandle, access_key: str | None, secret_key: str, fragment: str
+) -> None:
+    """The SDK with a bad AK/SK reads the gateway's refusal: 401 APIGW.0301 and a request id."""
+    access_key = access_key or sandbox.credentials["access_key"]
+    client = build_client(sandbox, BasicCredentials(access_key, secret_key, sandbox.project_id))
     with pytest.raises(ClientRequestException) as caught:
         client.show_migration_task(ShowMigrationTaskRequest(task_id=TASK_ID))
     client.get_http_client().close()
-    assert (caught.value.status_code, caught.value.error_code) == (401, "DCS.1002")
+    error = caught.value
+    assert (error.status_code, error.error_code) == (401, "APIGW.0301")
+    assert error.error_msg.startswith("Incorrect IAM authentication information: ")
+    assert fragment in error.error_msg
+    assert error.request_id == sandbox.state.requests[-1].request_id
 
 
 def test_temporary_key_with_security_token(sandbox: SandboxHandle) -> None:

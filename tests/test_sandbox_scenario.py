@@ -71,6 +71,22 @@ def test_bundled_scenarios_end_where_promised(name: str, final: str) -> None:
     assert 3 <= real_seconds <= 12
 
 
+@pytest.mark.parametrize("name", bundled_scenarios())
+def test_bundled_scenarios_use_documented_migration_types(name: str) -> None:
+    """Every bundled task has a documented migration_type and migration_method."""
+    for task in load_scenario(name).tasks:
+        assert task.migration_type in {"online_migration", "backupfile_import"}
+        assert task.migration_method in {"full_amount_migration", "incremental_migration"}
+
+
+def test_full_migration_is_an_online_full_amount_migration() -> None:
+    """`MigrationScript.full` is an online migration with the full-amount method."""
+    script = MigrationScript.full("t")
+    assert (script.migration_type, script.migration_method) == (
+        "online_migration", "full_amount_migration",
+    )  # fmt: skip
+
+
 def test_scenario_path_names_the_choices() -> None:
     """An unknown bundled name is refused with the list of names."""
     with pytest.raises(ScenarioError, match="incremental"):
@@ -94,6 +110,16 @@ def test_scenario_path_names_the_choices() -> None:
         pytest.param("faults: [{kind: drop, rate: 2}]", "rate", id="rate-above-1"),
         pytest.param("faults: [{kind: drop, routes: [show]}]", "routes", id="unknown-route"),
         pytest.param("speed: 0", "speed", id="speed-zero"),
+        pytest.param(
+            "tasks: [{task_id: t, migration_type: incremental_migration}]",
+            "online_migration",
+            id="undocumented-migration-type",
+        ),
+        pytest.param(
+            "tasks: [{task_id: t, migration_method: online_migration}]",
+            "full_amount_migration",
+            id="undocumented-migration-method",
+        ),
     ],
 )
 def test_invalid_scenarios_are_refused(tmp_path: Path, text: str, message: str) -> None:
