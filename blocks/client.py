@@ -34,6 +34,7 @@ import httpx
 from pydantic import ValidationError
 
 from blocks._version import __version__
+from blocks.endpoint import check_endpoint
 from blocks.errors import (
     DcsApiError,
     DcsError,
@@ -138,7 +139,7 @@ class _BaseDcsClient:
         clock: Callable[[], float] = time.monotonic,
         keep_passwords: bool = False,
     ) -> None:
-        self.endpoint = endpoint.rstrip("/")
+        self.endpoint = check_endpoint("endpoint", endpoint)
         self.project_id = project_id
         self._project_segment = validate_path_parameter("project_id", project_id)
         self.auth = auth
