@@ -28,6 +28,7 @@ from blocks.auth import AkSkAuth, IamPasswordAuth, TokenAuth
 from blocks.client import DEFAULT_TIMEOUT_SECONDS, AsyncDcsClient, DcsClient
 from blocks.endpoint import check_endpoint
 from blocks.errors import DcsValidationError
+from blocks.tls import parse_verify
 
 AuthMethod = Literal["token", "aksk", "iam_password"]
 #: Environment variables read by `DcsSettings.from_env`: `DCS_` + the field name, upper-case.
@@ -106,7 +107,10 @@ class DcsSettings(BaseModel):
     )
     verify: bool | str = Field(
         default=True,
-        description="Verify TLS certificates: true, false, or the path of a CA bundle.",
+        description=(
+            "Verify TLS certificates: true or false (also yes/no, on/off, 1/0), or the path "
+            "of a CA bundle file or directory."
+        ),
     )
     timeout_seconds: float = Field(
         default=DEFAULT_TIMEOUT_SECONDS,
@@ -150,6 +154,12 @@ class DcsSettings(BaseModel):
         if value is None or not value.strip():
             return None
         return check_endpoint(_label(info), value)
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _verify_is_a_bool_or_a_bundle(cls, value: Any, info: ValidationInfo) -> Any:
+        # Text comes from DCS_VERIFY or the block form; httpx would take "false" for a path.
+        return parse_verify(value, _label(info)) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> Self:
