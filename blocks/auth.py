@@ -48,6 +48,7 @@ from urllib.parse import parse_qsl, quote, unquote
 import httpx
 from pydantic import SecretStr
 
+from blocks.endpoint import check_endpoint
 from blocks.errors import DcsAuthError, DcsValidationError, error_from_response
 
 ALGORITHM = "SDK-HMAC-SHA256"
@@ -388,11 +389,7 @@ class IamPasswordAuth(httpx.Auth):
         self.password = password
         self.domain_name = _require(domain_name, "domain_name")
         self.project_id = _require(project_id, "project_id")
-        endpoint = httpx.URL(_require(iam_endpoint, "iam_endpoint").rstrip("/"))
-        if endpoint.scheme not in ("http", "https") or not endpoint.host:
-            msg = f"iam_endpoint must be an http(s) URL, got {iam_endpoint!r}"
-            raise DcsValidationError(msg)
-        self.iam_endpoint = str(endpoint)
+        self.iam_endpoint = check_endpoint("iam_endpoint", _require(iam_endpoint, "iam_endpoint"))
         if refresh_before_seconds < 0:
             msg = f"refresh_before_seconds must be >= 0, got {refresh_before_seconds!r}"
             raise DcsValidationError(msg)

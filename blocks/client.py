@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import httpx
 from pydantic import ValidationError
 
 from blocks._version import __version__
+from blocks.endpoint import check_endpoint
 from blocks.errors import (
     DcsApiError,
     DcsError,
@@ -53,6 +55,7 @@ from blocks.models import (
     MigrationTaskSummary,
 )
 from blocks.retry import RetryPolicy, is_retryable
+from blocks.tls import httpx_verify
 
 USER_AGENT = f"prefect-dcs-migration/{__version__} httpx/{httpx.__version__}"
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -138,7 +141,7 @@ class _BaseDcsClient:
         clock: Callable[[], float] = time.monotonic,
         keep_passwords: bool = False,
     ) -> None:
-        self.endpoint = endpoint.rstrip("/")
+        self.endpoint = check_endpoint("endpoint", endpoint)
         self.project_id = project_id
         self._project_segment = validate_path_parameter("project_id", project_id)
         self.auth = auth
@@ -146,12 +149,14 @@ class _BaseDcsClient:
         self._clock = clock
         self._keep_passwords = keep_passwords
 
-    def _client_options(self, timeout: float, verify: bool | str, transport: Any) -> dict[str, Any]:
+    def _client_options(
+        self, timeout: float, verify: bool | str | ssl.SSLContext, transport: Any
+    ) -> dict[str, Any]:
         return {
             "base_url": self.endpoint,
             "auth": self.auth,
             "timeout": timeout,
-            "verify": verify,
+            "verify": httpx_verify(verify),
             "transport": transport,
             "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
             "follow_redirects": False,
@@ -391,7 +396,7 @@ class DcsClient(_BaseDcsClient):
         auth: httpx.Auth,
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -498,7 +503,7 @@ class AsyncDcsClient(_BaseDcsClient):
         auth: httpx.Auth,
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

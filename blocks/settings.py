@@ -7,11 +7,9 @@ serves code that must not import Prefect, like the `dcs-migrate status` command 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import (
@@ -28,7 +26,9 @@ from typing_extensions import Self
 
 from blocks.auth import AkSkAuth, IamPasswordAuth, TokenAuth
 from blocks.client import DEFAULT_TIMEOUT_SECONDS, AsyncDcsClient, DcsClient
+from blocks.endpoint import check_endpoint
 from blocks.errors import DcsValidationError
+from blocks.tls import parse_verify
 
 AuthMethod = Literal["token", "aksk", "iam_password"]
 #: Environment variables read by `DcsSettings.from_env`: `DCS_` + the field name, upper-case.
@@ -46,32 +46,16 @@ _OPTIONAL_AUTH_FIELDS: dict[str, AuthMethod] = {
 }
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+#: Validation context of `from_env`: errors then name the variable, e.g. `DCS_VERIFY`.
+_FROM_ENV = {"source": "environment"}
 
 
-def check_endpoint(field: str, url: str) -> str:
-    """`url` without a trailing `/`, or a ValueError naming `field` and what is wrong."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        msg = f"{field} {url!r} is not an http(s) URL; expected e.g. 'https://dcs.cn-north-4.myhuaweicloud.com'"
-        raise ValueError(msg)
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        msg = (
-            f"{field} {url!r} uses plain http to a host that is not loopback, which would send "
-            f"credentials in clear text; use https (plain http is allowed for 127.0.0.1 and "
-            f"localhost only, e.g. the bundled sandbox)"
-        )
-        raise ValueError(msg)
-    if parts.query or parts.fragment:
-        msg = f"{field} {url!r} must not have a query or fragment"
-        raise ValueError(msg)
-    return url.rstrip("/")
+def _label(info: ValidationInfo) -> str:
+    """The field's name as the user set it: `verify`, or `DCS_VERIFY` from the environment."""
+    name = str(info.field_name)
+    if info.context == _FROM_ENV:
+        return f"{ENV_PREFIX}{name.upper()}"
+    return name
 
 
 class DcsSettings(BaseModel):
@@ -123,7 +107,10 @@ class DcsSettings(BaseModel):
     )
     verify: bool | str = Field(
         default=True,
-        description="Verify TLS certificates: true, false, or the path of a CA bundle.",
+        description=(
+            "Verify TLS certificates: true or false (also yes/no, on/off, 1/0), or the path "
+            "of a CA bundle file or directory."
+        ),
     )
     timeout_seconds: float = Field(
         default=DEFAULT_TIMEOUT_SECONDS,
@@ -166,7 +153,13 @@ class DcsSettings(BaseModel):
     def _endpoint_is_safe(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or not value.strip():
             return None
-        return check_endpoint(str(info.field_name), value.strip())
+        return check_endpoint(_label(info), value)
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _verify_is_a_bool_or_a_bundle(cls, value: Any, info: ValidationInfo) -> Any:
+        # Text comes from DCS_VERIFY or the block form; httpx would take "false" for a path.
+        return parse_verify(value, _label(info)) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> Self:
@@ -268,7 +261,7 @@ class DcsSettings(BaseModel):
             for name in cls.model_fields
             if env.get(f"{ENV_PREFIX}{name.upper()}")
         }
-        return cls.model_validate(values)
+        return cls.model_validate(values, context=_FROM_ENV)
 
     def get_client(self, transport: httpx.BaseTransport | None = None, **options: Any) -> DcsClient:
         """A `DcsClient` for this project; `transport` replaces the network (tests)."""

@@ -78,12 +78,16 @@ async def _watch(args: argparse.Namespace, settings: DcsSettings) -> int:
     )
 
 
-def _field(location: tuple[int | str, ...]) -> str:
-    """`project_id (DCS_PROJECT_ID): ` for a field's error; nothing for a whole-model one."""
+def _problem(location: tuple[int | str, ...], message: str) -> str:
+    """`project_id (DCS_PROJECT_ID): Field required`; a message naming its variable stands alone."""
+    message = message.removeprefix("Value error, ")
     if not location:
-        return ""
+        return message
     name = ".".join(str(part) for part in location)
-    return f"{name} ({ENV_PREFIX}{name.upper()}): "
+    variable = f"{ENV_PREFIX}{name.upper()}"
+    if message.startswith(f"{variable} "):
+        return message
+    return f"{name} ({variable}): {message}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -175,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_watch(args, settings))
     except ValidationError as error:
         problems = "; ".join(
-            f"{_field(err['loc'])}{err['msg']}" for err in error.errors(include_input=False)
+            _problem(err["loc"], err["msg"]) for err in error.errors(include_input=False)
         )
         _console(stderr=True).print(f"[red]settings are not usable:[/red] {problems}")
         return EXIT_ERROR
