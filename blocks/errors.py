@@ -25,9 +25,10 @@ DcsError                          catch this to catch all of them
 ```
 
 Every `DcsApiError` carries `status_code`, `error_code`, `error_msg`, `request_id`,
-`operation` and `task_id`, and its message names the operation and the task. `transient`
-says whether trying again later may succeed: the client retries those by itself, the
-watcher keeps watching through them.
+`operation` and `task_id`, and its message names the operation and the task. An error
+answer's `error_code` is the code its body names, in any of the shapes Huawei's SDK reads,
+or else its HTTP status ("502"). `transient` says whether trying again later may succeed:
+the client retries those by itself, the watcher keeps watching through them.
 
 All errors pickle and unpickle with their attributes, so Prefect can persist a failed
 state. None of them ever holds a secret: the service's own text is kept, truncated, and
@@ -39,6 +40,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -227,23 +229,68 @@ def service_text(body: bytes) -> str:
     return text or "(empty body)"
 
 
-def _parse_error_body(body: bytes) -> tuple[str | None, str | None]:
-    """(error_code, error_msg) from a DCS error body, or (None, excerpt) if it is not one."""
+#: The (code, message) keys of an error body, in the order the official SDK tries them
+#: (huaweicloudsdkcore 3.1.219, exceptions/exception_handler.py,
+#: `DefaultExceptionHandler._process_sdk_error`): DCS and the API gateway send the first,
+#: other Huawei services the camelCase or the plain pair. Like the SDK, when the top level
+#: has none of them, the objects inside it are searched: {"error": {"code": ..., ...}}.
+_ERROR_KEYS = (("error_code", "error_msg"), ("errorCode", "errorMsg"), ("code", "message"))
+#: How many levels of nested objects to search (the SDK has no limit; a body might).
+_MAX_ERROR_DEPTH = 3
+#: The API gateway names the request in the body (`request_id`), not only in a header.
+_REQUEST_ID_KEY = "request_id"
+
+
+@dataclass(frozen=True)
+class _ErrorBody:
+    """What an error body says; `code` is None when it names no code."""
+
+    code: str | None
+    msg: str | None
+    request_id: str | None
+
+
+def _given(value: object) -> bool:
+    return value is not None and value != ""
+
+
+def _short(value: object, limit: int) -> str | None:
+    return str(value)[:limit] if _given(value) else None
+
+
+def _find_error(data: Mapping[str, Any]) -> tuple[object, object, Mapping[str, Any]] | None:
+    """(code, message, the object holding them) of the shallowest error found, if any."""
+    level = [data]
+    for _ in range(_MAX_ERROR_DEPTH):
+        for obj in level:
+            for code_key, msg_key in _ERROR_KEYS:
+                code, msg = obj.get(code_key), obj.get(msg_key)
+                if _given(code) or _given(msg):
+                    return code, msg, obj
+        level = [value for obj in level for value in obj.values() if isinstance(value, Mapping)]
+    return None
+
+
+def _parse_error_body(body: bytes) -> _ErrorBody:
+    """What a DCS (or gateway) error body says; any body at all, never an exception."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nested too deeply to read
-        return None, service_text(body)
+        return _ErrorBody(None, service_text(body), None)
     if not isinstance(data, Mapping):
-        return None, service_text(body)
-    # Some gateways wrap the error one level down: {"error": {"code": ..., "message": ...}}.
-    inner = data.get("error")
-    if isinstance(inner, Mapping) and "error_code" not in data:
-        data = {"error_code": inner.get("code"), "error_msg": inner.get("message")}
-    code = data.get("error_code")
-    msg = data.get("error_msg")
-    code_text = str(code)[:_MAX_CODE] if code is not None else None
-    msg_text = service_text(str(msg).encode()) if msg is not None else None
-    return code_text, msg_text
+        return _ErrorBody(None, service_text(body), None)
+    request_id = data.get(_REQUEST_ID_KEY)
+    found = _find_error(data)
+    if found is None:  # JSON, but no error we know: its text is the best message there is
+        return _ErrorBody(None, service_text(body), _short(request_id, _MAX_CODE))
+    code, msg, holder = found
+    if not _given(request_id):
+        request_id = holder.get(_REQUEST_ID_KEY)
+    return _ErrorBody(
+        _short(code, _MAX_CODE),
+        service_text(str(msg).encode()) if _given(msg) else None,
+        _short(request_id, _MAX_CODE),
+    )
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -294,17 +341,18 @@ def error_from_response(
     project_id: str | None = None,
 ) -> DcsApiError:
     """The one place that maps an HTTP answer to the error class that describes it."""
-    error_code, error_msg = _parse_error_body(body)
-    request_id = headers.get("x-request-id") or headers.get("X-Request-Id")
-    cls = _error_class(status_code, error_code)
+    parsed = _parse_error_body(body)
+    # The header first, as the SDK reads it; the gateway puts it in the body too.
+    request_id = headers.get("x-request-id") or headers.get("X-Request-Id") or parsed.request_id
+    cls = _error_class(status_code, parsed.code)
     if cls is MigrationTaskNotFound:
         message = (
             f"migration task {task_id!r} not found in project {project_id!r} "
-            f"({error_code}, request {request_id}) during {operation}"
+            f"({parsed.code}, request {request_id}) during {operation}"
         )
     else:
-        code = f" {error_code}" if error_code else ""
-        detail = f": {error_msg}" if error_msg else ""
+        code = f" {parsed.code}" if parsed.code else ""
+        detail = f": {parsed.msg}" if parsed.msg else ""
         message = (
             f"{_subject(operation, task_id, project_id)} failed with HTTP {status_code}"
             f"{code}{detail} (request {request_id})"
@@ -315,8 +363,10 @@ def error_from_response(
         operation=operation,
         task_id=task_id,
         project_id=project_id,
-        error_code=error_code,
-        error_msg=error_msg,
+        # Without a code in the body, the HTTP status is the code (as in the SDK): an
+        # error answer always has one to match on.
+        error_code=parsed.code or str(status_code),
+        error_msg=parsed.msg,
         request_id=request_id,
     )
     if isinstance(error, DcsRateLimitedError):

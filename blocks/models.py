@@ -4,7 +4,9 @@ The service is loose about types (numbers arrive as strings, dates in three form
 status spellings vary) and sends Redis passwords in plain text, so these models
 accept every shape seen in the wild, never drop a field they do not know, and hide
 secrets: passwords are `SecretStr`, and `masked()` returns a copy that is safe to log,
-pickle or return from a Prefect task.
+pickle or return from a Prefect task. A number or date that does not parse (say
+`bandwidth_limit_mb: "unlimited"`) is kept as the text sent instead of failing the read:
+such fields are typed `int | str | None` (or `float`, `bool`, `datetime` for `int`).
 
 >>> task = MigrationTask.model_validate(
 ...     {"task_id": "a276c1ff", "status": "INCRMIGEATING", "source_instance": {"port": "6379"}}
@@ -16,6 +18,7 @@ pickle or return from a Prefect task.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -29,9 +32,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     SecretStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
     model_validator,
 )
+from pydantic_core import core_schema
 
 #: What a secret becomes once masked (the same ten stars `SecretStr` prints).
 MASKED = "**********"
@@ -160,12 +167,64 @@ def _secret_or_none(value: object) -> object:
     return None if value == "" else value
 
 
+def _as_sent(value: object) -> str:
+    """A value that did not parse, as text: strings unchanged, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # not from JSON: a Python object passed in by hand
+        return str(value)
+
+
+def _parsed_or_as_sent(value: object, parse: ValidatorFunctionWrapHandler) -> object:
+    try:
+        return parse(value)
+    except ValidationError:
+        return _as_sent(value)
+
+
+class _OrAsSent:
+    """Field metadata: validate as `parsed`; a value that fails is kept as sent, as text.
+
+    The API reference and the official SDK type these fields as strings, so a value that
+    is no number (or no date we know) is a valid answer, and a watch must not fail on a
+    field it does not need: the field holds the parsed value when there is one, else the
+    text. The declared type (`int | str | None`) makes every reader handle both.
+    """
+
+    def __init__(self, parsed: object) -> None:
+        self.parsed = parsed
+
+    def __get_pydantic_core_schema__(
+        self, source: object, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_wrap_validator_function(
+            _parsed_or_as_sent,
+            handler.generate_schema(self.parsed),
+            json_schema_input_schema=handler.generate_schema(source),
+            # The value is either kind: serialize whichever it turned out to be.
+            serialization=core_schema.simple_ser_schema("any"),
+        )
+
+
 _FiniteFloat = Annotated[float, AllowInfNan(False)]
+# Strict: a page's total drives paging (the SDK types it int too).
 _Int = Annotated[int | None, BeforeValidator(_number)]
-_Float = Annotated[_FiniteFloat | None, BeforeValidator(_number)]
-_Percent = Annotated[_FiniteFloat | None, BeforeValidator(_percentage)]
-_Bool = Annotated[bool | None, BeforeValidator(_blank_as_none)]
-_Datetime = Annotated[datetime | None, BeforeValidator(_date_text), AfterValidator(_as_utc)]
+_LenientInt = Annotated[int | str | None, _OrAsSent(_Int)]
+_LenientFloat = Annotated[
+    float | str | None, _OrAsSent(Annotated[_FiniteFloat | None, BeforeValidator(_number)])
+]
+_LenientPercent = Annotated[
+    float | str | None, _OrAsSent(Annotated[_FiniteFloat | None, BeforeValidator(_percentage)])
+]
+_LenientBool = Annotated[
+    bool | str | None, _OrAsSent(Annotated[bool | None, BeforeValidator(_blank_as_none)])
+]
+_LenientDatetime = Annotated[
+    datetime | str | None,
+    _OrAsSent(Annotated[datetime | None, BeforeValidator(_date_text), AfterValidator(_as_utc)]),
+]
 _Password = Annotated[SecretStr | None, BeforeValidator(_secret_or_none)]
 
 
@@ -252,8 +311,8 @@ class BackupFile(DcsModel):
     """One backup file to import (Table 4, "Files")."""
 
     file_name: str | None = None
-    size: _Int = None
-    update_at: _Datetime = None
+    size: _LenientInt = None
+    update_at: _LenientDatetime = None
 
 
 class BackupFiles(DcsModel):
@@ -271,9 +330,9 @@ class _RedisInstance(DcsModel):
     task_status: str | None = None
     id: str | None = None
     ip: str | None = None
-    port: _Int = None
+    port: _LenientInt = None
     name: str | None = None
-    proxy_multi_db: _Bool = None
+    proxy_multi_db: _LenientBool = None
     db: str | None = None  # a database index ("0") or, on some proxies, a name
 
 
@@ -313,8 +372,8 @@ class _TaskFields(DcsModel):
     migration_type: str | None = None
     migration_method: str | None = None
     ecs_tenant_private_ip: str | None = None
-    created_at: _Datetime = None
-    released_at: _Datetime = None
+    created_at: _LenientDatetime = None
+    released_at: _LenientDatetime = None
     version: str | None = None
     resume_mode: str | None = None
     supported_features: list[str] | None = None
@@ -373,11 +432,11 @@ class MigrationTask(_TaskFields):
     network_type: str | None = None
     source_instance: SourceInstance | None = None
     target_instance: TargetInstance | None = None
-    updated_at: _Datetime = None
+    updated_at: _LenientDatetime = None
     tenant_vpc_id: str | None = None
     tenant_subnet_id: str | None = None
     tenant_security_group_id: str | None = None
-    bandwidth_limit_mb: _Int = None
+    bandwidth_limit_mb: _LenientInt = None
     task_status: str | None = None
 
     @property
@@ -444,19 +503,31 @@ class MigrationTaskList(DcsModel):
 class MigrationTaskStats(DcsModel):
     """Progress counters of a running migration (show_migration_task_stats)."""
 
-    full_migration_progress: _Percent = None  # a percentage: 45.5 means 45.5 %
-    offset: _Int = None
-    source_dbsize: _Int = None
-    target_dbsize: _Int = None
-    target_input_kbps: _Float = None
-    target_ops: _Float = None
-    is_migrating: _Bool = None
+    full_migration_progress: _LenientPercent = None  # a percentage: 45.5 means 45.5 %
+    offset: _LenientInt = None
+    source_dbsize: _LenientInt = None
+    target_dbsize: _LenientInt = None
+    target_input_kbps: _LenientFloat = None
+    target_ops: _LenientFloat = None
+    is_migrating: _LenientBool = None
+
+    @property
+    def progress_percent(self) -> float | None:
+        """`full_migration_progress` as a number; None when absent or not a number.
+
+        >>> MigrationTaskStats(full_migration_progress="45.5%").progress_percent
+        45.5
+        >>> MigrationTaskStats(full_migration_progress="n/a").progress_percent is None
+        True
+        """
+        progress = self.full_migration_progress
+        return progress if isinstance(progress, float) else None
 
 
 class MigrationLog(DcsModel):
     """One line of a migration task's log."""
 
-    created_at: _Datetime = None
+    created_at: _LenientDatetime = None
     log_level: str | None = None
     message: str | None = None
     log_code: str | None = None

@@ -145,7 +145,7 @@ async def _rehearse(console: Console, dcs: Any, sink: NotificationSink, task_id:
                 completed = 100.0 if task.ready_for_cutover or task.succeeded else None
                 if task.in_progress:
                     stats = await client.show_migration_task_stats(task_id)
-                    completed = stats.full_migration_progress
+                    completed = stats.progress_percent
                 progress.update(bar, description=line, completed=completed)
                 await asyncio.wait([runbook], timeout=0.25)
     state = runbook.result()

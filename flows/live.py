@@ -29,8 +29,8 @@ class LiveObserver(WatchObserver):
             self.display.update(self.bar, completed=100)
 
     async def progress(self, task: MigrationTask, stats: MigrationTaskStats) -> None:
-        if stats.full_migration_progress is not None:
-            self.display.update(self.bar, completed=stats.full_migration_progress)
+        if stats.progress_percent is not None:
+            self.display.update(self.bar, completed=stats.progress_percent)
 
     async def transient_error(self, task_id: str, error: DcsError, streak: int) -> None:
         if streak & (streak - 1) == 0:  # the first, then as the streak doubles

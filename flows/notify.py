@@ -97,7 +97,10 @@ def _duration(delta: timedelta) -> str:
     return f"{seconds}s"
 
 
-def _span(label: str, start: datetime | None, end: datetime | None) -> str | None:
+def _span(label: str, start: datetime | str | None, end: datetime | str | None) -> str | None:
+    # A date DCS sent in a format we do not read stays text on the task: no span from it.
+    start = start if isinstance(start, datetime) else None
+    end = end if isinstance(end, datetime) else None
     if start is not None and end is not None:
         took = _duration(_utc(end) - _utc(start))
         return f"{label}: {took} ({_when(start)} -> {_when(end)})"

@@ -92,9 +92,9 @@ class PrefectObserver(WatchObserver):
         )
 
     async def progress(self, task: MigrationTask, stats: MigrationTaskStats) -> None:
-        if stats.full_migration_progress is None or task.task_id is None:
+        if stats.progress_percent is None or task.task_id is None:
             return
-        percent = max(0.0, min(100.0, stats.full_migration_progress))
+        percent = max(0.0, min(100.0, stats.progress_percent))
         known = self._progress.get(task.task_id)
         if known is None:
             key = artifact_key("migration-progress", task.task_id)

@@ -39,8 +39,9 @@ class ScriptedDcs:
         self,
         scripts: dict[str, list[Step]],
         *,
-        progress: list[float] | None = None,
+        progress: list[float | str] | None = None,
         advance_on_list: bool = False,
+        loose: dict[str, Any] | None = None,
     ):
         # advance_on_list: time moves with each list request (a round of a fan-out watch),
         # and detail reads show what the last list showed.
@@ -53,6 +54,8 @@ class ScriptedDcs:
         self.position: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
         self.progress = list(progress or [])
+        # Fields merged into every task body: values DCS may send that are no number.
+        self.loose = dict(loose or {})
         self._lock = threading.Lock()
 
     def status_of(self, task_id: str) -> Step:
@@ -78,6 +81,7 @@ class ScriptedDcs:
             "source_instance": {"addrs": "10.0.0.1:6379", "password": PASSWORD, "port": "6379"},
             "target_instance": {"id": "dcs-1", "password": PASSWORD, "port": 6379},
             "created_at": "2026/01/01 00:00:00",
+            **self.loose,
         }
 
     def answer(self, method: str, path: str, query: str = "") -> tuple[int, bytes]:

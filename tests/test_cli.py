@@ -77,6 +77,18 @@ def test_watch_shows_changes_and_progress(
     assert dcs.requests["stats"] == 2
 
 
+def test_watch_rides_over_loose_values(
+    dcs: ScriptedDcs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A task with bandwidth "unlimited" and progress "n/a" is watched to its end, exit 0."""
+    dcs.scripts[TASK_ID] = ["FULLMIGRATING", "FULLMIGRATING", "SUCCESS"]
+    dcs.loose = {"bandwidth_limit_mb": "unlimited", "updated_at": "not yet"}
+    dcs.progress = ["n/a", "12.5"]
+    assert main(["watch", TASK_ID, "--interval", "60"]) == EXIT_OK
+    assert "FULLMIGRATING -> SUCCESS" in capsys.readouterr().out
+    assert dcs.requests["stats"] == 2
+
+
 def test_missing_settings_are_named(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

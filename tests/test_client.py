@@ -254,7 +254,7 @@ def test_errors_name_operation_task_and_request(
     ("content", "fragment"),
     [
         pytest.param(b"<html>maintenance</html>", "not JSON: maintenance", id="html"),
-        pytest.param(b'{"task_id": "x", "created_at": "yesterday"}', "created_at", id="bad-date"),
+        pytest.param(b'{"task_id": ["x"], "created_at": "yesterday"}', "task_id", id="bad-id"),
     ],
 )
 def test_a_2xx_body_that_is_not_the_documented_json_is_a_clear_error(

@@ -263,6 +263,24 @@ def test_what_is_not_known_is_left_out() -> None:
     assert "Migration time" not in body
 
 
+@pytest.mark.parametrize(
+    ("dates", "line"),
+    [
+        pytest.param({"created_at": "yesterday"}, None, id="start-unread"),
+        pytest.param(
+            {"updated_at": "soon"}, "Migration time: since 2019-10-22 14:44:30 UTC", id="end-unread"
+        ),
+    ],
+)
+def test_dates_dcs_sent_in_an_unknown_format_make_no_span(
+    dates: dict[str, str], line: str | None
+) -> None:
+    """A date kept as sent, not read, gives no duration; a start that was read still shows."""
+    _, body = format_message(make_task(**dates), event="e")
+    spans = [text for text in body.splitlines() if text.startswith("Migration time")]
+    assert spans == ([line] if line else [])
+
+
 # --- sending through real blocks ------------------------------------------------------
 
 

@@ -469,7 +469,7 @@ def test_fan_out_rounds_start_one_interval_apart(fake_time: FakeTime) -> None:
 @pytest.mark.parametrize(
     "odd",
     [
-        pytest.param({"bandwidth_limit_mb": "unlimited"}, id="field-that-is-no-valid-task"),
+        pytest.param({"backup_files": "none"}, id="field-that-is-no-valid-task"),
         pytest.param({"status": None}, id="no-status"),
     ],
 )

@@ -155,6 +155,24 @@ async def test_artifacts_progress_and_timeline(stub_dcs: StubDcs, fake_time: Fak
     assert '"to": "SUCCESS"' in str(kinds["table"].data)
 
 
+async def test_loose_values_never_fail_the_watch(stub_dcs: StubDcs, fake_time: FakeTime) -> None:
+    """Fields that are no number or date, and a progress of "n/a", do not disturb the watch."""
+    loose = {"bandwidth_limit_mb": "unlimited", "created_at": "yesterday"}
+    steps: list[Step] = ["FULLMIGRATING"] * 3 + ["SUCCESS"]
+    dcs = ScriptedDcs({TASK: steps}, progress=[5.0, "n/a", 40.0], loose=loose)
+    stub_dcs.handler = dcs.stub_handler
+    state = await wait_for_migration_task(
+        TASK, block_for(stub_dcs), poll_interval_seconds=60, return_state=True
+    )
+    task = await state.result()
+    assert task.succeeded
+    assert (task.bandwidth_limit_mb, task.created_at) == ("unlimited", "yesterday")
+    records = await read_records(state.state_details.flow_run_id)
+    (progress,) = [artifact for artifact in records.artifacts if artifact.type == "progress"]
+    assert progress.data == 40.0  # 5.0, then "n/a" skipped, then 40.0
+    assert dcs.requests["stats"] == 3
+
+
 SECRET_KEY = "wait-secret-key-canary-3b8f"
 
 
