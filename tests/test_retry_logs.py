@@ -1,8 +1,9 @@
-"""Every retry is logged: DEBUG from the client, no secrets."""
+"""Every retry is logged: DEBUG from the client, INFO in the run log of a flow, no secrets."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import httpx
@@ -10,7 +11,13 @@ import pytest
 from pydantic import SecretStr
 
 from blocks.auth import AkSkAuth
+from blocks.credentials import DcsCredentials
+from flows.clock import FakeTime, use_time
+from flows.wait import wait_for_migration_task
 from tests.clients import PROJECT_ID, TOKEN, Twin
+from tests.conftest import StubDcs
+from tests.prefect_records import read_records
+from tests.scripted import ScriptedDcs
 from tests.test_client import Recorder, ok
 
 if TYPE_CHECKING:
@@ -22,6 +29,7 @@ SHOW_PATH = f"/v2/{PROJECT_ID}/migration-task/{TASK_ID}"
 ACCESS_KEY = "AKCANARY0RETRYLOG7Q2"
 SECRET_KEY = "sk-canary-retry-log-5f1e9b"
 SECURITY_TOKEN = "st-canary-retry-log-c04d"
+FLOW_TOKEN = "flow-token-canary-retry-3e7a"
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -140,3 +148,46 @@ def test_no_secret_reaches_a_retry_record(
     dumped = " ".join(f"{r.getMessage()} {r.args!r} {vars(r)!r}" for r in caplog.records)
     for secret in (TOKEN, ACCESS_KEY, SECRET_KEY, SECURITY_TOKEN, "X-Auth-Token", "Authorization"):
         assert secret not in dumped
+
+
+def test_the_block_outside_a_run_logs_like_the_client(caplog: pytest.LogCaptureFixture) -> None:
+    """A client from the block, used outside any flow run, logs its retries at DEBUG."""
+    caplog.set_level(logging.DEBUG, logger="blocks")
+    block = DcsCredentials(endpoint="https://dcs.example.test", project_id="p1", token=FLOW_TOKEN)
+    transport = httpx.MockTransport(Recorder(failure(503), ok(TASK)))
+    with block.get_client(transport, sleep=lambda _: None) as client:
+        client.show_migration_task(TASK_ID)
+    (line,) = retry_lines(caplog)
+    assert line.levelno == logging.DEBUG
+    assert "attempt 1 of 6 failed with HTTP 503" in line.getMessage()
+
+
+@pytest.fixture
+def fake_time() -> Iterator[FakeTime]:
+    """Waits (polls and the client's retries) pass instantly."""
+    fake = FakeTime()
+    with use_time(fake):
+        yield fake
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_a_flow_shows_each_retry_at_info_in_its_run_log(
+    stub_dcs: StubDcs, fake_time: FakeTime
+) -> None:
+    """A retry inside a flow is an INFO line of that run's log, with its wait, and no token."""
+    dcs = ScriptedDcs({TASK_ID: [500, "SUCCESS"]})
+    stub_dcs.handler = dcs.stub_handler
+    block = DcsCredentials(endpoint=stub_dcs.url, project_id="project-1", token=FLOW_TOKEN)
+    state = await wait_for_migration_task(TASK_ID, block, return_state=True)
+    assert (await state.result()).succeeded
+    assert dcs.requests["show"] == 2
+    records = await read_records(state.state_details.flow_run_id, task_runs=1)
+    retries = [log for log in records.logs if log.message.startswith("Retrying ")]
+    assert len(retries) == 1
+    (wait,) = fake_time.sleeps  # the one retry; the watch ended on its first look
+    assert retries[0].level == logging.INFO
+    assert retries[0].message == (
+        f"Retrying show_migration_task (GET /v2/project-1/migration-task/{TASK_ID}) "
+        f"in {wait:.2f} s: attempt 1 of 6 failed with HTTP 500 DCS.5000"
+    )
+    assert FLOW_TOKEN not in records.text()
