@@ -54,7 +54,7 @@ from blocks.models import (
     MigrationTaskStats,
     MigrationTaskSummary,
 )
-from blocks.retry import RetryPolicy, is_retryable
+from blocks.retry import OnRetry, RetryNotice, RetryPolicy, describe_cause, is_retryable, log_retry
 from blocks.tls import httpx_verify
 
 USER_AGENT = f"prefect-dcs-migration/{__version__} httpx/{httpx.__version__}"
@@ -140,6 +140,7 @@ class _BaseDcsClient:
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         keep_passwords: bool = False,
+        on_retry: OnRetry | None = None,
     ) -> None:
         self.endpoint = check_endpoint("endpoint", endpoint)
         self.project_id = project_id
@@ -148,6 +149,7 @@ class _BaseDcsClient:
         self.retry = retry or RetryPolicy()
         self._clock = clock
         self._keep_passwords = keep_passwords
+        self._on_retry = on_retry or log_retry
 
     def _client_options(
         self, timeout: float, verify: bool | str | ssl.SSLContext, transport: Any
@@ -272,7 +274,7 @@ class _BaseDcsClient:
         )
 
     def _next_delay(self, attempt: _Attempt, error: DcsError | httpx.RequestError) -> float:
-        """Seconds to wait before the next attempt, or -1 to give up."""
+        """Seconds to wait before the next attempt (announced to `on_retry`), or -1 to give up."""
         if attempt.number >= self.retry.max_attempts:
             return -1
         if not is_retryable(error, idempotent=attempt.call.idempotent):
@@ -282,6 +284,18 @@ class _BaseDcsClient:
         elapsed = self._clock() - attempt.started
         if elapsed + delay > self.retry.max_elapsed_seconds:
             return -1
+        call = attempt.call
+        self._on_retry(
+            RetryNotice(
+                call.operation,
+                call.method,
+                call.path,
+                attempt.number,
+                self.retry.max_attempts,
+                delay,
+                describe_cause(error),
+            )
+        )
         return delay
 
     def _transport_error(self, attempt: _Attempt, error: httpx.RequestError) -> DcsTransportError:
@@ -386,6 +400,8 @@ class DcsClient(_BaseDcsClient):
     harmless); `exchange_instance_ip` and `rollback_exchange_instance_ip` are retried only
     when the request certainly did not act (it never left this machine, or DCS answered
     429 or busy), since a second IP exchange would swap the addresses back.
+    Each retry is logged on the `blocks.retry` logger at DEBUG (operation, path, attempt n
+    of max, the wait, the cause) or, when given, handed to `on_retry` instead.
     Passwords in returned tasks are masked unless `keep_passwords=True`.
     """
 
@@ -402,9 +418,16 @@ class DcsClient(_BaseDcsClient):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         keep_passwords: bool = False,
+        on_retry: OnRetry | None = None,
     ) -> None:
         super().__init__(
-            endpoint, project_id, auth, retry=retry, clock=clock, keep_passwords=keep_passwords
+            endpoint,
+            project_id,
+            auth,
+            retry=retry,
+            clock=clock,
+            keep_passwords=keep_passwords,
+            on_retry=on_retry,
         )
         self._sleep = sleep
         self._http = httpx.Client(**self._client_options(timeout, verify, transport))
@@ -510,9 +533,16 @@ class AsyncDcsClient(_BaseDcsClient):
         clock: Callable[[], float] = time.monotonic,
         keep_passwords: bool = False,
         max_connections: int = 100,
+        on_retry: OnRetry | None = None,
     ) -> None:
         super().__init__(
-            endpoint, project_id, auth, retry=retry, clock=clock, keep_passwords=keep_passwords
+            endpoint,
+            project_id,
+            auth,
+            retry=retry,
+            clock=clock,
+            keep_passwords=keep_passwords,
+            on_retry=on_retry,
         )
         self._sleep = sleep
         options = self._client_options(timeout, verify, transport)

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
 from prefect.blocks.abstract import CredentialsBlock
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
 
-from blocks.client import DcsClient
+from blocks.client import AsyncDcsClient, DcsClient
+from blocks.retry import RetryNotice, log_retry
 from blocks.settings import DcsSettings
+
+
+def log_retry_in_run(notice: RetryNotice) -> None:
+    """Log a retry at INFO in the flow or task run it happens in; outside one, as the client does.
+
+    The run is looked up at each retry, not when the client is built: a client opened in a
+    flow and used in one of its tasks logs to that task run.
+    """
+    try:
+        run_logger = get_run_logger()
+    except MissingContextError:
+        log_retry(notice)
+        return
+    log_retry(notice, run_logger, logging.INFO)
 
 
 class DcsCredentials(CredentialsBlock, DcsSettings):
@@ -17,6 +35,8 @@ class DcsCredentials(CredentialsBlock, DcsSettings):
     Set exactly one of: `token`; `access_key` + `secret_key` (+ `security_token` for a
     temporary key); or `iam_username` + `iam_password` + `iam_domain_name`, which obtains a
     project-scoped token from IAM and refreshes it before it expires.
+
+    Its clients log each retry in the run log (INFO) when used inside a flow or task run.
     """
 
     _block_type_name = "DCS Credentials"
@@ -34,8 +54,16 @@ class DcsCredentials(CredentialsBlock, DcsSettings):
 
     def get_client(self, transport: httpx.BaseTransport | None = None, **options: Any) -> DcsClient:
         """A `DcsClient` for this project; `transport` replaces the network (tests)."""
+        options.setdefault("on_retry", log_retry_in_run)
         # CredentialsBlock declares get_client abstract: name the settings' implementation.
         return DcsSettings.get_client(self, transport, **options)
 
+    def get_async_client(
+        self, transport: httpx.AsyncBaseTransport | None = None, **options: Any
+    ) -> AsyncDcsClient:
+        """An `AsyncDcsClient` for this project; `transport` replaces the network (tests)."""
+        options.setdefault("on_retry", log_retry_in_run)
+        return super().get_async_client(transport, **options)
 
-__all__ = ["DcsCredentials"]
+
+__all__ = ["DcsCredentials", "log_retry_in_run"]

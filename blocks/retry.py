@@ -1,17 +1,24 @@
-"""When to try a DCS call again, and how long to wait first.
+"""When to try a DCS call again, how long to wait first, and how a retry is announced.
 
-No I/O here: the sync and async clients share these decisions and differ only in how they
-sleep.
+No I/O here beyond a log line: the sync and async clients share these decisions and differ
+only in how they sleep. Each retry is logged (`log_retry`) at DEBUG on this module's
+logger, unless the client is given another `on_retry` observer (`DcsCredentials` gives one
+that logs at INFO in the flow or task run).
 """
 
 from __future__ import annotations
 
+import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 from blocks.errors import DcsApiError, DcsBusyError, DcsError, DcsRateLimitedError
+
+logger = logging.getLogger(__name__)
 
 #: Transport errors raised before a single byte of the request left this machine: a retry
 #: can never repeat an action, so even a non-idempotent POST may be sent again.
@@ -82,4 +89,62 @@ def is_retryable(error: DcsError | httpx.RequestError, *, idempotent: bool) -> b
     return False
 
 
-__all__ = ["NOT_SENT_ERRORS", "RetryPolicy", "is_retryable"]
+@dataclass(frozen=True)
+class RetryNotice:
+    """A retry about to happen: which call failed, on which attempt, why, and the wait.
+
+    Holds nothing secret by construction: the path has no host and no query, and the cause
+    is a status and DCS code or an exception's type, never a header, a body or a message.
+    """
+
+    operation: str
+    method: str
+    path: str
+    #: The attempt that just failed, from 1.
+    attempt: int
+    max_attempts: int
+    #: Seconds the client waits before the next attempt (what it hands to its `sleep`).
+    delay: float
+    cause: str
+
+
+#: Called with every `RetryNotice`, just before the client waits.
+OnRetry = Callable[[RetryNotice], None]
+
+
+def describe_cause(error: DcsError | httpx.RequestError) -> str:
+    """Why an attempt failed, without the error's text (it may quote a request)."""
+    if isinstance(error, DcsApiError):
+        code = f" {error.error_code}" if error.error_code else ""
+        return f"HTTP {error.status_code}{code}"
+    return type(error).__name__
+
+
+def log_retry(
+    notice: RetryNotice,
+    to: logging.Logger | logging.LoggerAdapter[Any] = logger,
+    level: int = logging.DEBUG,
+) -> None:
+    """Log `notice` as one line on `to` (this module's logger at DEBUG unless told)."""
+    to.log(
+        level,
+        "Retrying %s (%s %s) in %.2f s: attempt %d of %d failed with %s",
+        notice.operation,
+        notice.method,
+        notice.path,
+        notice.delay,
+        notice.attempt,
+        notice.max_attempts,
+        notice.cause,
+    )
+
+
+__all__ = [
+    "NOT_SENT_ERRORS",
+    "OnRetry",
+    "RetryNotice",
+    "RetryPolicy",
+    "describe_cause",
+    "is_retryable",
+    "log_retry",
+]
