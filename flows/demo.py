@@ -18,17 +18,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from blocks.credentials import DcsCredentials
+
 DEMO_BLOCK = "dcs-demo"
 DEMO_SINK = "dcs-demo-sink"
 #: Where the demo keeps its Prefect home (database, settings) unless PREFECT_HOME is set.
 DEMO_PREFECT_HOME = Path(".prefect-demo")
+#: Seconds the demo waits for Prefect's local server unless the user set
+#: PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS. Prefect waits 20 s, but a first start on
+#: a fresh home runs every database migration: 20-50 s on a busy 2-core machine.
+STARTUP_TIMEOUT_SECONDS = 180
+#: What Prefect's ephemeral server raises when it does not answer within the time-out.
+_STARTUP_TIMED_OUT = "ephemeral Prefect API server"
 
 
 class NotificationSink:
@@ -91,19 +100,50 @@ def _demo_environment() -> Iterator[None]:
     yield
 
 
-async def _rehearse(console: Console, dcs: Any, sink: NotificationSink, task_id: str) -> int:
+@contextmanager
+def _patient_startup() -> Iterator[int]:
+    """Prefect's settings with room for a slow first start; yields the seconds it waits."""
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as TIMEOUT
+    from prefect.settings import temporary_settings
+
+    # The server reads this when it starts, from the settings context, not at import: a
+    # default here reaches it, and a value the user set anywhere Prefect looks still wins.
+    with temporary_settings(set_defaults={TIMEOUT: STARTUP_TIMEOUT_SECONDS}):
+        yield int(TIMEOUT.value())
+
+
+async def _save_blocks(
+    console: Console, dcs: Any, sink: NotificationSink, timeout: int
+) -> DcsCredentials | None:
+    """Save the demo's two blocks; None (and what to do) if Prefect never came up."""
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
     from blocks.credentials import DcsCredentials
-    from flows.runbook import migration_runbook
 
+    console.print(
+        f"Starting Prefect's local server (waiting up to {timeout} s: its first start "
+        "migrates its database, up to a minute on a busy machine) ..."
+    )
+    began = time.monotonic()
     credentials = DcsCredentials(
         endpoint=dcs.url,
         project_id=dcs.project_id,
         access_key=dcs.credentials["access_key"],
         secret_key=dcs.credentials["secret_key"],
     )
-    await credentials.asave(DEMO_BLOCK, overwrite=True)
+    try:
+        await credentials.asave(DEMO_BLOCK, overwrite=True)  # the first call starts the server
+    except RuntimeError as error:
+        if _STARTUP_TIMED_OUT not in str(error):
+            raise
+        console.print(
+            f"[red]Prefect's local server did not answer within {timeout} s.[/red] Run the "
+            "demo again (the database it migrated is kept, so the next start is quicker), "
+            "or give it longer: PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=600 "
+            "dcs-migrate demo"
+        )
+        return None
+    console.print(f"Prefect's local server answered after {time.monotonic() - began:.1f} s")
     await CustomWebhookNotificationBlock(
         name="demo sink",
         url=sink.url,
@@ -111,6 +151,17 @@ async def _rehearse(console: Console, dcs: Any, sink: NotificationSink, task_id:
         allow_private_urls=True,
     ).asave(DEMO_SINK, overwrite=True)
     console.print(f"saved blocks [bold]{DEMO_BLOCK}[/bold] (AK/SK) and [bold]{DEMO_SINK}[/bold]")
+    return credentials
+
+
+async def _rehearse(
+    console: Console, dcs: Any, sink: NotificationSink, task_id: str, timeout: int
+) -> int:
+    from flows.runbook import migration_runbook
+
+    credentials = await _save_blocks(console, dcs, sink, timeout)
+    if credentials is None:
+        return 1
     # Prefect is up: start the migration's life now, so that the runbook sees all of it.
     dcs.state.reset()
 
@@ -190,10 +241,9 @@ def run_demo(scenario: str = "incremental") -> int:
         task_id = uuid.uuid4().hex
         first = loaded.tasks[0].model_copy(update={"task_id": task_id})
         loaded = loaded.model_copy(update={"tasks": [first, *loaded.tasks[1:]]})
-        with serve(loaded) as dcs, NotificationSink() as sink:
+        with serve(loaded) as dcs, NotificationSink() as sink, _patient_startup() as timeout:
             console.print(f"sandbox DCS on [bold]{dcs.url}[/bold], project {dcs.project_id}")
-            console.print("starting Prefect (embedded server) ...")
-            code = asyncio.run(_rehearse(console, dcs, sink, task_id))
+            code = asyncio.run(_rehearse(console, dcs, sink, task_id, timeout))
     console.print(f"demo finished in {time.monotonic() - began:.1f} s")
     return code
 

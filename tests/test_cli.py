@@ -17,6 +17,7 @@ from tests.conftest import TASK_ID, StubDcs
 from tests.scripted import PASSWORD, ScriptedDcs, Step
 
 TOKEN = "cli-token-canary-77aa"
+ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture
@@ -139,8 +140,11 @@ def test_the_demo_runs_the_whole_runbook(tmp_path: Path) -> None:
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "COLUMNS": "100",
+        # This checkout's code, whichever checkout the environment has installed.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     env.pop("PREFECT_API_URL", None)  # the demo's point: Prefect's embedded server
+    env.pop("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", None)  # the demo's own wait
     done = subprocess.run(
         [sys.executable, "-c", "from flows.cli import run; run()", "demo"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240,
@@ -149,5 +153,6 @@ def test_the_demo_runs_the_whole_runbook(tmp_path: Path) -> None:
     assert "IP exchanges the sandbox saw │ 1" in done.stdout
     assert "notifications received       │ 2" in done.stdout
     assert "EXCHANGE_SUCCESS" in done.stdout
+    assert "Starting Prefect's local server (waiting up to 180 s" in done.stdout
     for secret in ("DCStest123", "DCStarget456", DEFAULT_SECRET_KEY):  # Redis passwords, SK
         assert secret not in done.stdout + done.stderr

@@ -109,6 +109,8 @@ class Migration:
             **self.server.env,
             "PREFECT__FLOW_RUN_ID": str(flow_run_id),
             "PREFECT__FLOW_ENTRYPOINT": "flows.runbook:migration_runbook",
+            # This checkout's code, whichever checkout the environment has installed.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         with log.open("wb") as output:
             process = subprocess.Popen(
@@ -131,12 +133,20 @@ class Child:
         """Poll `condition` (at most CHILD_TIMEOUT s); fail early if the child exits."""
         deadline = time.monotonic() + CHILD_TIMEOUT
         while not condition():
-            if self.process.poll() is not None:
+            # Look once more after the exit: the child may have done it, then exited, since.
+            if self.process.poll() is not None and not condition():
                 code = self.process.returncode
                 pytest.fail(f"the child exited ({code}) before {what}:\n{self.tail()}")
             if time.monotonic() > deadline:
                 pytest.fail(f"no {what} within {CHILD_TIMEOUT} s:\n{self.tail()}")
             await asyncio.sleep(0.02)
+
+    async def exited(self) -> int:
+        """Wait (at most CHILD_TIMEOUT s) for the child to end by itself; its exit code."""
+        try:
+            return await asyncio.to_thread(self.process.wait, CHILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the child did not end within {CHILD_TIMEOUT} s:\n{self.tail()}")
 
     def kill(self) -> None:
         """SIGKILL (if alive), by PID, and reap."""
@@ -190,6 +200,8 @@ async def test_a_killed_runbook_resumes_with_one_exchange(
             await victim.wait_for(
                 lambda: bool(migration.requests("exchange_instance_ip")), "a POST"
             )
+        # Held there by the sandbox's clock, not by timing: it stands still until the test
+        # advances it, so the migration stays FULLMIGRATING, or the exchange EXCHANGING.
         victim.kill()
         killed = await prefect.read_flow_run(first.id)
         assert killed.state is not None
@@ -223,8 +235,7 @@ async def test_a_killed_runbook_resumes_with_one_exchange(
         await resumer.wait_for(following, "three reads of the task during the exchange")
         assert migration.task()["task_status"] == "EXCHANGING"
         migration.clock.advance(EXCHANGING)  # now the exchange ends, and only now
-        await resumer.wait_for(lambda: resumer.process.poll() is not None, "the end")
-        assert resumer.process.returncode == 0, resumer.tail()
+        assert await resumer.exited() == 0, resumer.tail()
 
         final = await prefect.read_flow_run(run_id)
         assert final.state is not None
@@ -245,3 +256,33 @@ async def test_a_killed_runbook_resumes_with_one_exchange(
     assert task["exchanges"] == 1
     assert task["addresses_swapped"] is True
     assert task["task_status"] == "EXCHANGE_SUCCESS"
+
+
+@pytest.fixture
+def exited_child(tmp_path: Path) -> Child:
+    """A child that ran, exited 0, and was reaped."""
+    log = tmp_path / "child.log"
+    log.write_text("")
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait(timeout=30)
+    return Child(process, log)
+
+
+async def test_a_child_that_did_it_and_exited_between_two_looks_did_it(
+    exited_child: Child,
+) -> None:
+    """wait_for believes the condition, not the exit, when the child did it and then exited."""
+    looks: list[bool] = []
+
+    def done() -> bool:
+        looks.append(bool(looks))  # not at the first look; the child did it, then exited
+        return looks[-1]
+
+    await exited_child.wait_for(done, "the thing")
+    assert looks[:2] == [False, True]  # it did not hold at first: the race, staged
+
+
+async def test_a_child_that_exited_without_doing_it_fails_the_wait(exited_child: Child) -> None:
+    """wait_for fails, naming what it waited for, when the child exits and it never happened."""
+    with pytest.raises(pytest.fail.Exception, match=r"the child exited \(0\) before the thing"):
+        await exited_child.wait_for(lambda: False, "the thing")
