@@ -162,7 +162,7 @@ async def test_loose_values_never_fail_the_watch(stub_dcs: StubDcs, fake_time: F
     dcs = ScriptedDcs({TASK: steps}, progress=[5.0, "n/a", 40.0], loose=loose)
     stub_dcs.handler = dcs.stub_handler
     state = await wait_for_migration_task(
-        TASK, block_for(stub_dcs), poll_interval_seconds=60, return_state=True
+        TASK, await saved_block(stub_dcs), poll_interval_seconds=60, return_state=True
     )
     task = await state.result()
     assert task.succeeded
