@@ -115,7 +115,9 @@ OnRetry = Callable[[RetryNotice], None]
 def describe_cause(error: DcsError | httpx.RequestError) -> str:
     """Why an attempt failed, without the error's text (it may quote a request)."""
     if isinstance(error, DcsApiError):
-        code = f" {error.error_code}" if error.error_code else ""
+        # With no code in the body, error_code is the status itself: say it once.
+        shown = error.error_code not in (None, "", str(error.status_code))
+        code = f" {error.error_code}" if shown else ""
         return f"HTTP {error.status_code}{code}"
     return type(error).__name__
 

@@ -178,7 +178,8 @@ async def test_a_flow_shows_each_retry_at_info_in_its_run_log(
     dcs = ScriptedDcs({TASK_ID: [500, "SUCCESS"]})
     stub_dcs.handler = dcs.stub_handler
     block = DcsCredentials(endpoint=stub_dcs.url, project_id="project-1", token=FLOW_TOKEN)
-    state = await wait_for_migration_task(TASK_ID, block, return_state=True)
+    await block.asave("retry-logs", overwrite=True)  # flows take a block's name
+    state = await wait_for_migration_task(TASK_ID, "retry-logs", return_state=True)
     assert (await state.result()).succeeded
     assert dcs.requests["show"] == 2
     records = await read_records(state.state_details.flow_run_id, task_runs=1)
