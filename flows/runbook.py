@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from blocks.errors import CutoverFailed, CutoverRejected, DcsError, DcsValidationError
 from blocks.models import EXCHANGE_SUCCESS, MigrationTask
 from flows import clock
+from flows.automatic import reason_to_stand_down, runbook_run_name
 from flows.credentials import DEFAULT_BLOCK_NAME, BlockName, aload_credentials, load_credentials
 from flows.cutover import (
     CUTOVER_FAILURE_STATUSES,
@@ -58,17 +59,17 @@ class RunbookSummary(BaseModel):
     approved_by_comment: str | None = None
     waited_seconds: float
     cutover_deployment_run: str | None = None
+    stood_down: str | None = Field(
+        default=None, description="Why an automatic run did nothing (another run has the task)."
+    )
 
 
-def _check(cutover: Cutover, cutover_deployment: str | None, require_approval: bool) -> None:
+def _check(cutover: Cutover, cutover_deployment: str | None) -> None:
     if cutover == "deployment" and not cutover_deployment:
         msg = "cutover='deployment' needs cutover_deployment ('flow-name/deployment-name')"
         raise DcsValidationError(msg)
     if cutover != "deployment" and cutover_deployment:
         msg = f"cutover_deployment {cutover_deployment!r} is set but cutover is {cutover!r}"
-        raise DcsValidationError(msg)
-    if require_approval and cutover == "none":
-        msg = "require_approval asks to approve a cutover, but cutover is 'none'"
         raise DcsValidationError(msg)
 
 
@@ -132,7 +133,7 @@ def stop_on_cancel(flow: Flow[..., Any], flow_run: FlowRun, state: PrefectState)
 
 @flow(
     name="dcs-migration-runbook",
-    flow_run_name="runbook-{task_id}",
+    flow_run_name=runbook_run_name,  # runbook-<task_id>, or auto-cutover-<task_id>
     on_cancellation=[stop_on_cancel],
 )
 async def migration_runbook(
@@ -152,6 +153,7 @@ async def migration_runbook(
     notification_blocks: list[str] | None = None,
     strict_notifications: bool = False,
     stop_migration_on_cancel: bool = False,
+    automatic: bool = False,
 ) -> RunbookSummary:
     """Wait for a DCS migration, then cut over and tell people.
 
@@ -176,9 +178,26 @@ async def migration_runbook(
         strict_notifications: Fail the run if a notification cannot be sent.
         stop_migration_on_cancel: Stop the DCS migration when this run is cancelled
             (default: the migration keeps running, and the log says so).
+        automatic: Set by the cutover-on-ready automation: the run is named
+            auto-cutover-<task_id>, and does nothing if the task has a cutover record or
+            another runbook scheduled, running or paused for it.
     """
-    _check(cutover, cutover_deployment, require_approval)
+    _check(cutover, cutover_deployment)
     logger = get_run_logger()
+    if require_approval and cutover == "none":
+        # The manual deployment asks for approval by default; a watch alone has none to ask.
+        logger.info("require_approval is on, but cutover is 'none': there is nothing to approve")
+    if automatic and (reason := await reason_to_stand_down(task_id)):
+        logger.warning("automatic cutover of migration task %s stands down: %s", task_id, reason)
+        return RunbookSummary(
+            task_id=task_id,
+            task_name=None,
+            status=None,
+            task_status=None,
+            cutover=cutover,
+            waited_seconds=0.0,
+            stood_down=reason,
+        )
     blocks_ = notification_blocks or []
     time = clock.current()
     started: datetime = time.now()

@@ -49,3 +49,14 @@ def test_the_cutover_trigger_is_a_valid_prefect_trigger_on_our_event() -> None:
     assert raw["match"]["dcs.emitter"] == "sensor"  # never the runbook's own watch
     assert raw["parameters"]["task_id"] == "{{ event.payload.task_id }}"
     assert DEPLOYMENTS["cutover-on-ready"]["parameters"]["require_approval"] is True
+
+
+def test_nothing_cuts_over_unless_asked() -> None:
+    """The automatic cutover is off after deploy, its runs stand down; manual ones ask first."""
+    (trigger,) = DEPLOYMENTS["cutover-on-ready"]["triggers"]
+    assert trigger["enabled"] is False
+    assert DEPLOYMENTS["cutover-on-ready"]["parameters"]["automatic"] is True
+    assert DEPLOYMENTS["manual"]["parameters"]["require_approval"] is True
+    for name, deployment in DEPLOYMENTS.items():
+        for trigger in deployment.get("triggers", []):
+            assert trigger["enabled"] is False, f"{name} starts runs on its own"

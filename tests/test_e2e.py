@@ -161,6 +161,7 @@ async def test_the_runbook_deployment_cuts_over_exactly_once(stack: Stack) -> No
         {
             "task_id": "e2e-runbook",
             "cutover": "exchange_ip",
+            "require_approval": False,  # the form's toggle: the deployment asks by default
             "poll_interval_seconds": 0.5,
             "notification_blocks": [SINK_BLOCK],
         },
@@ -173,31 +174,96 @@ async def test_the_runbook_deployment_cuts_over_exactly_once(stack: Stack) -> No
     assert any("e2e-runbook" in note and "cutover done" in note for note in stack.notes())
 
 
-async def test_the_sensor_event_starts_the_cutover_deployment(stack: Stack) -> None:
-    """The sensor reports ready; the triggered cutover run pauses, is approved, exchanges once."""
-    sensor = await _final(
-        stack,
-        await _start(stack, "dcs-migration-sensor/every-2-minutes", {"task_ids": ["e2e-sensor"]}),
-    )
-    assert sensor.state.is_completed(), sensor.state.message
+async def _runs_of(stack: Stack, deployment_name: str) -> list[Any]:
+    """Every flow run of a deployment."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
     async with _prefect(stack) as client:
-        deployment = await client.read_deployment_by_name("dcs-migration-runbook/cutover-on-ready")
-        deadline = time.monotonic() + 90
-        paused = None
-        while time.monotonic() < deadline and paused is None:
-            runs = await client.read_flow_runs(limit=20)
-            mine = [r for r in runs if r.deployment_id == deployment.id]
-            for run in mine:
-                assert run.parameters["task_id"] == "e2e-sensor"
-                if run.state is not None and run.state.is_paused():
-                    paused = run
-            await asyncio.sleep(0.5)
-        assert paused is not None, f"no paused cutover run within 90 s; logs in {stack.logs}"
-        assert stack.sandbox_task("e2e-sensor")["exchange_requests"] == 0  # not before approval
-        await client.resume_flow_run(paused.id, run_input={"approve": True, "comment": "e2e"})
-    run = await _final(stack, paused.id)
+        deployment = await client.read_deployment_by_name(deployment_name)
+        only = DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+        return list(await client.read_flow_runs(deployment_filter=only))
+
+
+async def _until(stack: Stack, what: str, probe: Any, timeout: float = 90) -> Any:
+    """Poll `probe()` (async) until it returns something truthy; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = await probe()
+        if found:
+            return found
+        await asyncio.sleep(0.5)
+    msg = f"{what} within {timeout:.0f} s; logs in {stack.logs}"
+    raise AssertionError(msg)
+
+
+async def _sensor(stack: Stack, task_id: str) -> None:
+    """One sensor run over `task_id`, completed: it reports the task ready."""
+    # Its own state: the deployment's schedule may have recorded the task already.
+    parameters = {"task_ids": [task_id], "state_variable": f"e2e-state-{task_id}"}
+    run = await _final(
+        stack, await _start(stack, "dcs-migration-sensor/every-2-minutes", parameters)
+    )
     assert run.state.is_completed(), run.state.message
+
+
+async def test_the_sensor_event_starts_the_cutover_deployment_once_enabled(stack: Stack) -> None:
+    """Deployed, the automatic cutover is off; turned on, its run pauses, is approved, exchanges.
+
+    And with a manual runbook paused for a task, the automation's run for that task stands
+    down: one runbook per task, one exchange.
+    """
+    async with _prefect(stack) as client:
+        (automation,) = await client.read_automations_by_name("dcs-auto-cutover")
+    assert automation.enabled is False  # nothing cuts over unless asked
+    assert await _runs_of(stack, "dcs-migration-runbook/cutover-on-ready") == []
+
+    # As the README says: turn it on.
+    prefect = str(BIN / "prefect")
+    _cli(stack.env, prefect, "automation", "resume", "dcs-auto-cutover", log=stack.logs / "on.log")
+
+    # A person started a runbook for e2e-held first; it waits for approval.
+    manual = await _start(
+        stack,
+        "dcs-migration-runbook/manual",
+        {"task_id": "e2e-held", "cutover": "exchange_ip", "poll_interval_seconds": 0.5},
+    )
+
+    async def paused_manual() -> Any:
+        async with _prefect(stack) as client:
+            run = await client.read_flow_run(manual)
+        return run if run.state is not None and run.state.is_paused() else None
+
+    await _until(stack, "the manual run did not pause for approval", paused_manual)
+
+    await _sensor(stack, "e2e-sensor")
+    await _sensor(stack, "e2e-held")
+
+    # The deployment's own schedule may run the sensor meanwhile and start more automatic
+    # runs: each must stand down, since one runbook already stands for its task.
+    async def automatic_runs() -> Any:
+        runs = await _runs_of(stack, "dcs-migration-runbook/cutover-on-ready")
+        paused = [r for r in runs if r.state.is_paused()]
+        held = [r for r in runs if r.parameters["task_id"] == "e2e-held"]
+        if paused and held and all(r.state.is_final() for r in held):
+            return paused, held
+        return None
+
+    paused, held = await _until(stack, "no automatic runs as expected", automatic_runs)
+    (sensor_run,) = paused
+    assert sensor_run.name == "auto-cutover-e2e-sensor"
+    for run in held:
+        assert run.name == "auto-cutover-e2e-held"
+        assert run.state.is_completed(), run.state.message  # stood down, did nothing
+    assert stack.sandbox_task("e2e-sensor")["exchange_requests"] == 0  # not before approval
+
+    async with _prefect(stack) as client:
+        for run_id in (sensor_run.id, manual):
+            await client.resume_flow_run(run_id, run_input={"approve": True, "comment": "e2e"})
+    for run_id in (sensor_run.id, manual):
+        run = await _final(stack, run_id)
+        assert run.state.is_completed(), run.state.message
     assert stack.sandbox_task("e2e-sensor")["exchange_requests"] == 1
+    assert stack.sandbox_task("e2e-held")["exchange_requests"] == 1
 
 
 async def test_a_failing_migration_fails_the_run_and_notifies(stack: Stack) -> None:
@@ -208,6 +274,7 @@ async def test_a_failing_migration_fails_the_run_and_notifies(stack: Stack) -> N
         {
             "task_id": "e2e-failing",
             "cutover": "exchange_ip",
+            "require_approval": False,
             "poll_interval_seconds": 0.5,
             "notification_blocks": [SINK_BLOCK],
         },

@@ -149,7 +149,6 @@ async def test_the_exchange_is_followed_at_the_runbooks_pace_or_every_5_s(
         pytest.param(
             {"cutover": "exchange_ip", "cutover_deployment": "a/b"}, "is set but", id="stray"
         ),
-        pytest.param({"require_approval": True}, "cutover is 'none'", id="approve-nothing"),
     ],
 )
 async def test_inconsistent_parameters_are_refused_up_front(
