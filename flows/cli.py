@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -90,6 +92,15 @@ def _problem(location: tuple[int | str, ...], message: str) -> str:
     return f"{name} ({variable}): {message}"
 
 
+def _bundled_scenarios() -> str:
+    """The bundled scenarios' names, found without importing the sandbox (and uvicorn)."""
+    spec = importlib.util.find_spec("sandbox")  # a top-level package: not imported
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    if not folders:
+        return "(none found)"
+    return ", ".join(sorted(path.stem for path in (Path(folders[0]) / "scenarios").glob("*.yaml")))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dcs-migrate",
@@ -145,7 +156,17 @@ def _parser() -> argparse.ArgumentParser:
         "--scenario",
         default="incremental",
         metavar="FILE",
-        help="a scenario file (YAML/JSON), or a bundled one: incremental, full, failing, flaky",
+        help=f"a scenario file (YAML/JSON), or a bundled one: {_bundled_scenarios()}",
+    )
+    sandbox.add_argument(
+        "--speed", type=float, help="scenario seconds per real second (default: the scenario's)"
+    )
+    sandbox.add_argument(
+        "--ready-after",
+        type=float,
+        metavar="SECONDS",
+        help="stretch each task so it is ready (or done, or failed) this many real seconds after "
+        "start, e.g. 300 for a rehearsal in the Prefect UI",
     )
 
     demo = commands.add_parser(
@@ -167,7 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sandbox":
         from flows.demo import serve_sandbox
 
-        return serve_sandbox(args.host, args.port, args.scenario)
+        return serve_sandbox(
+            args.host, args.port, args.scenario, speed=args.speed, ready_after=args.ready_after
+        )
     if args.command == "demo":
         from flows.demo import run_demo
 

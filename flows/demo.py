@@ -82,13 +82,23 @@ def _scenario_file(name: str) -> Path:
     return path if path.suffix in (".yaml", ".yml", ".json") else Path(scenario_path(name))
 
 
-def serve_sandbox(host: str, port: int, scenario: str) -> int:
+def serve_sandbox(
+    host: str,
+    port: int,
+    scenario: str,
+    *,
+    speed: float | None = None,
+    ready_after: float | None = None,
+) -> int:
     """`dcs-migrate sandbox`: print how to connect, then serve until stopped."""
     from sandbox.server import main as sandbox_main
 
-    return sandbox_main(
-        ["--host", host, "--port", str(port), "--scenario", str(_scenario_file(scenario))]
-    )
+    argv = ["--host", host, "--port", str(port), "--scenario", str(_scenario_file(scenario))]
+    if speed is not None:
+        argv += ["--speed", str(speed)]
+    if ready_after is not None:
+        argv += ["--ready-after", str(ready_after)]
+    return sandbox_main(argv)
 
 
 @contextmanager

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp
 
 from sandbox.app import SandboxApp, Sleep, create_app
 from sandbox.clock import Clock
+from sandbox.rehearsal import ready_after
 from sandbox.scenario import Scenario, ScenarioError, as_scenario, bundled_scenarios, load_scenario
 from sandbox.state import SandboxState
 
@@ -234,7 +235,8 @@ def serve_forever(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m sandbox [--host H] [--port P] [--scenario FILE|NAME] [--speed X] [--json]`."""
+    """`python -m sandbox [--host H] [--port P] [--scenario FILE|NAME] [--speed X]
+    [--ready-after SECONDS] [--json]`."""
     parser = argparse.ArgumentParser(
         prog="python -m sandbox", description="A local emulator of the DCS migration-task API."
     )
@@ -246,12 +248,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"a YAML/JSON file or a bundled name: {', '.join(bundled_scenarios())}",
     )
     parser.add_argument("--speed", type=float, help="override the scenario's speed")
+    parser.add_argument(
+        "--ready-after",
+        type=float,
+        metavar="SECONDS",
+        help="stretch each task so its last status (ready, done, failed) begins this many real "
+        "seconds after start: time to watch a rehearsal in the Prefect UI",
+    )
     parser.add_argument("--json", action="store_true", help="print the credentials as JSON")
     args = parser.parse_args(argv)
     try:
         scenario = load_scenario(args.scenario)
         if args.speed is not None:
             scenario = Scenario.model_validate({**scenario.model_dump(), "speed": args.speed})
+        if args.ready_after is not None:
+            scenario = ready_after(scenario, args.ready_after)
         serve_forever(scenario, args.host, args.port, as_json=args.json)
     except (ScenarioError, ValueError, OSError) as error:
         print(f"sandbox: {error}", file=sys.stderr)
