@@ -311,7 +311,9 @@ class _BaseDcsClient:
                 f"{subject} in project {self.project_id!r} could not be sent: a header is not "
                 f"valid HTTP (a credential with a line break?)"
             )
-            return DcsTransportError(msg, operation=call.operation, task_id=call.task_id)
+            return DcsTransportError(
+                msg, operation=call.operation, task_id=call.task_id, transient=False
+            )
         # The host that did not answer: DCS, or IAM while fetching a token.
         host = error.request.url.host if _has_request(error) else self.endpoint
         msg = (

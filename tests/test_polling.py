@@ -16,6 +16,7 @@ from blocks.auth import TokenAuth
 from blocks.client import AsyncDcsClient
 from blocks.errors import (
     DcsAuthError,
+    DcsTransportError,
     DcsValidationError,
     MigrationFailed,
     MigrationTaskNotFound,
@@ -179,6 +180,14 @@ def test_refused_credentials_fail_at_once(fake_time: FakeTime) -> None:
     """A 401 is permanent for a watch: no streak, no waiting."""
     with pytest.raises(DcsAuthError):
         run_watch(["MIGRATING", 401], fake_time)
+    assert len(fake_time.sleeps) == 1
+
+
+def test_an_unsendable_request_fails_at_once(fake_time: FakeTime) -> None:
+    """A header httpx refuses to send is permanent for a watch: no streak, no waiting."""
+    unsendable = httpx.LocalProtocolError("Illegal header value b'token\\n'")
+    with pytest.raises(DcsTransportError, match="not valid HTTP"):
+        run_watch(["MIGRATING", unsendable], fake_time)
     assert len(fake_time.sleeps) == 1
 
 
