@@ -54,7 +54,14 @@ from blocks.models import (
     MigrationTaskStats,
     MigrationTaskSummary,
 )
-from blocks.retry import OnRetry, RetryNotice, RetryPolicy, describe_cause, is_retryable, log_retry
+from blocks.retry import (
+    OnRetry,
+    RetryNotice,
+    RetryPolicy,
+    describe_cause,
+    log_retry,
+    should_retry,
+)
 from blocks.tls import httpx_verify
 
 USER_AGENT = f"prefect-dcs-migration/{__version__} httpx/{httpx.__version__}"
@@ -273,11 +280,11 @@ class _BaseDcsClient:
             call.method, call.path, params=call.params, content=content, headers=headers
         )
 
-    def _next_delay(self, attempt: _Attempt, error: DcsError | httpx.RequestError) -> float:
+    def _next_delay(self, attempt: _Attempt, error: DcsApiError | httpx.RequestError) -> float:
         """Seconds to wait before the next attempt (announced to `on_retry`), or -1 to give up."""
         if attempt.number >= self.retry.max_attempts:
             return -1
-        if not is_retryable(error, idempotent=attempt.call.idempotent):
+        if not should_retry(error, idempotent=attempt.call.idempotent):
             return -1
         retry_after = error.retry_after if isinstance(error, DcsRateLimitedError) else None
         delay = self.retry.backoff(attempt.number, retry_after)
