@@ -92,6 +92,7 @@ class _Selection:
         return True
 
     def describe(self) -> str:
+        """A short label for messages, as `MigrationTask.describe()` is for a task."""
         if self.task_ids is not None:
             return f"{len(self.task_ids)} listed task(s)"
         if self.name_filter is not None:
