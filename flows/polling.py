@@ -22,7 +22,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import ValidationError
 
-from blocks.client import AsyncDcsClient, is_last_page
+from blocks.client import AsyncDcsClient
 from blocks.errors import (
     DcsError,
     DcsUnexpectedResponse,
@@ -467,16 +467,11 @@ async def _list_tasks(
 ) -> dict[str, MigrationTaskSummary]:
     """Every task's summary by id, read a page per request."""
     listed: dict[str, MigrationTaskSummary] = {}
-    offset = 0
-    while True:
-        await limiter.acquire()
-        page = await client.list_migration_tasks(offset=offset, limit=page_size)
+    async for page in client.iter_migration_task_pages(page_size=page_size, pace=limiter.acquire):
         for summary in page.migration_tasks:
             if summary.task_id is not None:
                 listed[summary.task_id] = summary
-        offset += len(page.migration_tasks)
-        if is_last_page(page, offset, page_size):
-            return listed
+    return listed
 
 
 __all__ = [
