@@ -25,7 +25,8 @@ import json
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -54,7 +55,14 @@ from blocks.models import (
     MigrationTaskStats,
     MigrationTaskSummary,
 )
-from blocks.retry import OnRetry, RetryNotice, RetryPolicy, describe_cause, is_retryable, log_retry
+from blocks.retry import (
+    OnRetry,
+    RetryNotice,
+    RetryPolicy,
+    describe_cause,
+    log_retry,
+    should_retry,
+)
 from blocks.tls import httpx_verify
 
 USER_AGENT = f"prefect-dcs-migration/{__version__} httpx/{httpx.__version__}"
@@ -126,6 +134,24 @@ class _Attempt:
     call: _Call[Any]
     started: float
     number: int = 1
+
+
+class _Paging:
+    """Where the next page of a listing starts, and whether the listing is done.
+
+    The one paging rule of both clients (`is_last_page`); they add only the requests.
+    """
+
+    def __init__(self, page_size: int) -> None:
+        self.page_size = page_size
+        self.offset = 0
+        self.done = False
+
+    def take(self, page: MigrationTaskList) -> MigrationTaskList:
+        """Account for `page`, just read at `offset`; the same page back."""
+        self.offset += len(page.migration_tasks)
+        self.done = is_last_page(page, self.offset, self.page_size)
+        return page
 
 
 class _BaseDcsClient:
@@ -273,11 +299,11 @@ class _BaseDcsClient:
             call.method, call.path, params=call.params, content=content, headers=headers
         )
 
-    def _next_delay(self, attempt: _Attempt, error: DcsError | httpx.RequestError) -> float:
+    def _next_delay(self, attempt: _Attempt, error: DcsApiError | httpx.RequestError) -> float:
         """Seconds to wait before the next attempt (announced to `on_retry`), or -1 to give up."""
         if attempt.number >= self.retry.max_attempts:
             return -1
-        if not is_retryable(error, idempotent=attempt.call.idempotent):
+        if not should_retry(error, idempotent=attempt.call.idempotent):
             return -1
         retry_after = error.retry_after if isinstance(error, DcsRateLimitedError) else None
         delay = self.retry.backoff(attempt.number, retry_after)
@@ -311,7 +337,9 @@ class _BaseDcsClient:
                 f"{subject} in project {self.project_id!r} could not be sent: a header is not "
                 f"valid HTTP (a credential with a line break?)"
             )
-            return DcsTransportError(msg, operation=call.operation, task_id=call.task_id)
+            return DcsTransportError(
+                msg, operation=call.operation, task_id=call.task_id, transient=False
+            )
         # The host that did not answer: DCS, or IAM while fetching a token.
         host = error.request.url.host if _has_request(error) else self.endpoint
         msg = (
@@ -476,17 +504,32 @@ class DcsClient(_BaseDcsClient):
         """`GET /v2/{project_id}/migration-tasks`: one page of the project's tasks."""
         return _expect(self._execute(self._list_call(offset, limit, name)))
 
+    def iter_migration_task_pages(
+        self,
+        *,
+        name: str | None = None,
+        page_size: int = 100,
+        pace: Callable[[], None] | None = None,
+    ) -> Iterator[MigrationTaskList]:
+        """Every page of the project's tasks (optionally matching `name`), a request each.
+
+        `pace`, when given, is called before each request: a rate limit shared with other
+        calls.
+        """
+        paging = _Paging(page_size)
+        while not paging.done:
+            if pace is not None:
+                pace()
+            yield paging.take(
+                self.list_migration_tasks(offset=paging.offset, limit=page_size, name=name)
+            )
+
     def iter_migration_tasks(
         self, *, name: str | None = None, page_size: int = 100
     ) -> Iterator[MigrationTaskSummary]:
         """Every task of the project (optionally matching `name`), one page per request."""
-        offset = 0
-        while True:
-            page = self.list_migration_tasks(offset=offset, limit=page_size, name=name)
+        for page in self.iter_migration_task_pages(name=name, page_size=page_size):
             yield from page.migration_tasks
-            offset += len(page.migration_tasks)
-            if is_last_page(page, offset, page_size):
-                return
 
     def list_migration_task_logs(
         self, task_id: str, *, offset: int = 0, limit: int = 10, log_level: str | None = None
@@ -593,18 +636,38 @@ class AsyncDcsClient(_BaseDcsClient):
         """`GET /v2/{project_id}/migration-tasks`: one page of the project's tasks."""
         return _expect(await self._execute(self._list_call(offset, limit, name)))
 
+    async def iter_migration_task_pages(
+        self,
+        *,
+        name: str | None = None,
+        page_size: int = 100,
+        pace: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncGenerator[MigrationTaskList, None]:
+        """Every page of the project's tasks (optionally matching `name`), a request each.
+
+        `pace`, when given, is awaited before each request: a rate limit shared with other
+        calls.
+        """
+        paging = _Paging(page_size)
+        while not paging.done:
+            if pace is not None:
+                await pace()
+            yield paging.take(
+                await self.list_migration_tasks(offset=paging.offset, limit=page_size, name=name)
+            )
+
     async def iter_migration_tasks(
         self, *, name: str | None = None, page_size: int = 100
-    ) -> AsyncIterator[MigrationTaskSummary]:
-        """Every task of the project (optionally matching `name`), one page per request."""
-        offset = 0
-        while True:
-            page = await self.list_migration_tasks(offset=offset, limit=page_size, name=name)
-            for task in page.migration_tasks:
-                yield task
-            offset += len(page.migration_tasks)
-            if is_last_page(page, offset, page_size):
-                return
+    ) -> AsyncGenerator[MigrationTaskSummary, None]:
+        """Every task of the project (optionally matching `name`), one page per request.
+
+        Close it (`contextlib.aclosing`) when leaving before the end.
+        """
+        pages = self.iter_migration_task_pages(name=name, page_size=page_size)
+        async with aclosing(pages):
+            async for page in pages:
+                for task in page.migration_tasks:
+                    yield task
 
     async def list_migration_task_logs(
         self, task_id: str, *, offset: int = 0, limit: int = 10, log_level: str | None = None

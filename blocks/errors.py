@@ -83,10 +83,14 @@ class DcsTransportError(DcsError):
 
     transient = True
 
-    def __init__(self, message: str, *, operation: str, task_id: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, operation: str, task_id: str | None = None, transient: bool = True
+    ) -> None:
         super().__init__(message)
         self.operation = operation
         self.task_id = task_id
+        # False for a request that could not be sent as it is: it fails the same way again.
+        self.transient = transient
 
 
 class DcsApiError(DcsError):

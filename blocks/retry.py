@@ -66,27 +66,35 @@ class RetryPolicy:
         return delay
 
 
-def is_retryable(error: DcsError | httpx.RequestError, *, idempotent: bool) -> bool:
-    """Whether a failed attempt is worth another, given whether the call is idempotent.
+def is_transient(error: DcsError | httpx.RequestError) -> bool:
+    """Whether the same call may succeed if tried again later.
 
-    A non-idempotent call is retried only where the request certainly did not act: it never
-    left (`NOT_SENT_ERRORS`), or the service refused it before acting (429, a DCS busy code).
-    A 5xx or a timeout after sending may hide a request that did act, so those are retried
-    for idempotent calls only. 400/401/403/404 are never retried.
+    For a `DcsError`, its `transient` flag. For an httpx error, whether it is a transport
+    error (no answer, or one cut short) other than a request that cannot be sent as it is
+    (`LocalProtocolError`). A garbled answer (`DecodingError`) is not: the client does not
+    repeat a call for it.
     """
-    if isinstance(error, httpx.LocalProtocolError):  # a request we cannot send as it is
+    if isinstance(error, DcsError):
+        return error.transient
+    if isinstance(error, httpx.LocalProtocolError):
         return False
-    if isinstance(error, NOT_SENT_ERRORS):
-        return True
-    if isinstance(error, httpx.TransportError):
-        return idempotent
-    if isinstance(error, httpx.RequestError):  # a garbled answer, a bad URL: not transient
-        return False
-    if isinstance(error, DcsRateLimitedError | DcsBusyError):
-        return True
-    if isinstance(error, DcsApiError):
-        return idempotent and error.transient
-    return False
+    return isinstance(error, httpx.TransportError)
+
+
+def never_acted(error: DcsError | httpx.RequestError) -> bool:
+    """Whether the failed request certainly did not act: it never left this machine
+    (`NOT_SENT_ERRORS`), or the service refused it before acting (429, a DCS busy code)."""
+    return isinstance(error, (*NOT_SENT_ERRORS, DcsRateLimitedError, DcsBusyError))
+
+
+def should_retry(error: DcsApiError | httpx.RequestError, *, idempotent: bool) -> bool:
+    """Whether a failed attempt gets another: a transient error, and a request safe to repeat.
+
+    Sending again is safe for an idempotent call, and for any call whose request never
+    acted (`never_acted`). A 5xx or a timeout after sending may hide a request that did
+    act, so those are retried for idempotent calls only. 400/401/403/404 are never retried.
+    """
+    return is_transient(error) and (idempotent or never_acted(error))
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,8 @@ __all__ = [
     "RetryNotice",
     "RetryPolicy",
     "describe_cause",
-    "is_retryable",
+    "is_transient",
     "log_retry",
+    "never_acted",
+    "should_retry",
 ]

@@ -71,7 +71,7 @@ from blocks.models import (
 )
 from flows.clock import current
 from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials
-from flows.polling import is_passing, read_task
+from flows.polling import is_transient_or_garbled, read_task
 from flows.records import RECORD_PREFIX, CutoverRecords, Record, RecordState, cutover_record_name
 
 if TYPE_CHECKING:
@@ -253,7 +253,7 @@ class _Cutover:
             try:
                 task = await self.dcs.show_migration_task(self.task_id)
             except DcsError as exc:
-                if not is_passing(exc):
+                if not is_transient_or_garbled(exc):
                     return self.failed(
                         task, f"could not be followed: {exc}", state=RecordState.REQUESTED
                     )

@@ -37,11 +37,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import cast
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -92,6 +91,7 @@ class _Selection:
         return True
 
     def describe(self) -> str:
+        """A short label for messages, as `MigrationTask.describe()` is for a task."""
         if self.task_ids is not None:
             return f"{len(self.task_ids)} listed task(s)"
         if self.name_filter is not None:
@@ -219,12 +219,9 @@ async def _look(client: AsyncDcsClient, selection: _Selection, recorded: dict[st
     listed: set[str] = set()
     wanted = set(selection.task_ids or ())
     try:
-        pages = cast(
-            AsyncGenerator[MigrationTaskSummary, None],
-            client.iter_migration_tasks(page_size=PAGE_SIZE),
-        )
-        async with aclosing(pages):
-            async for item in pages:
+        items = client.iter_migration_tasks(page_size=PAGE_SIZE)
+        async with aclosing(items):
+            async for item in items:
                 if item.task_id is None:
                     continue
                 listed.add(item.task_id)

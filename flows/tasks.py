@@ -10,8 +10,11 @@ from blocks.models import MigrationTask
 from flows.credentials import DEFAULT_BLOCK_NAME, load_credentials
 
 
-def describe(task: MigrationTask) -> str:
-    """One log line for a task: name, id, status as sent, task_status. Never a secret."""
+def status_line(task: MigrationTask) -> str:
+    """One log line for a task: name, full id, status as sent, task_status. Never a secret.
+
+    Longer than `MigrationTask.describe()`, the short label other messages embed.
+    """
     return (
         f"migration task {task.task_name or '?'!s} ({task.task_id}): "
         f"status {task.raw_status or '?'}, task_status {task.task_status or '-'}"
@@ -44,8 +47,8 @@ def fetch_migration_task(
     block = load_credentials(credentials)
     with block.get_client() as client:
         result = client.show_migration_task(task_id)
-    get_run_logger().info(describe(result))
+    get_run_logger().info(status_line(result))
     return result
 
 
-__all__ = ["describe", "fetch_migration_task"]
+__all__ = ["fetch_migration_task", "status_line"]

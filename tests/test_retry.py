@@ -206,6 +206,14 @@ def test_an_unsendable_header_is_not_retried_and_not_quoted(kind: str) -> None:
     assert len(recorder.requests) == 1
 
 
+def test_an_unsendable_header_is_not_transient(kind: str) -> None:
+    """A request httpx refuses to send fails the same way every time: its error is not transient."""
+    recorder = Recorder(httpx.LocalProtocolError("Illegal header value b'secret-token\\n'"))
+    with pytest.raises(DcsTransportError) as caught:
+        Twin(kind, recorder).call("show_migration_task", TASK_ID)
+    assert caught.value.transient is False
+
+
 def test_the_host_that_did_not_answer_is_named(kind: str) -> None:
     """When IAM is down while fetching a token, the error names IAM's host, not DCS's."""
 
