@@ -55,6 +55,7 @@ from blocks.retry import RetryPolicy
 from flows import clock
 from flows.credentials import DEFAULT_BLOCK_NAME, BlockName, aload_credentials
 from flows.events import emit_transition
+from flows.polling import confirm_listed
 
 DEFAULT_STATE_VARIABLE = "dcs-migration-sensor-state"
 #: Tasks per list request.
@@ -241,6 +242,7 @@ async def _look(client: AsyncDcsClient, selection: _Selection, recorded: dict[st
                 continue
             try:
                 details = await client.show_migration_task(task_id)
+                await confirm_listed(client, details)  # a deleted task may read SUCCESS
             except MigrationTaskNotFound:
                 look.deleted.append(task_id)
                 continue

@@ -42,6 +42,7 @@ class ScriptedDcs:
         progress: list[float | str] | None = None,
         advance_on_list: bool = False,
         loose: dict[str, Any] | None = None,
+        unlisted: set[str] | None = None,
     ):
         # advance_on_list: time moves with each list request (a round of a fan-out watch),
         # and detail reads show what the last list showed.
@@ -56,6 +57,8 @@ class ScriptedDcs:
         self.progress = list(progress or [])
         # Fields merged into every task body: values DCS may send that are no number.
         self.loose = dict(loose or {})
+        # Deleted tasks whose details still read (SUCCESS, say): no list page shows them.
+        self.unlisted = set(unlisted or ())
         self._lock = threading.Lock()
 
     def status_of(self, task_id: str) -> Step:
@@ -128,7 +131,7 @@ class ScriptedDcs:
         tasks = []
         for task_id in self.scripts:
             step = self.status_of(task_id)
-            if isinstance(step, str):
+            if isinstance(step, str) and task_id not in self.unlisted:
                 name = f"migration-{task_id}"
                 tasks.append({"task_id": task_id, "task_name": name, "status": step})
         page = tasks[offset : offset + limit]

@@ -141,6 +141,21 @@ def test_a_deleted_task_raises_not_found_at_once(fake_time: FakeTime) -> None:
     assert fake_time.sleeps == []
 
 
+def test_a_deleted_task_whose_detail_reads_success_is_not_a_success(fake_time: FakeTime) -> None:
+    """DCS answers SUCCESS for a deleted task's detail a while: the list decides, not found."""
+    dcs = ScriptedDcs({TASK: ["MIGRATING", "SUCCESS"]}, progress=[50.0], unlisted={TASK})
+    observer = Recorder()
+
+    async def run() -> MigrationTask:
+        async with client_for(dcs, fake_time) as client:
+            return await watch_task(client, TASK, WatchSettings(), observer)
+
+    with pytest.raises(MigrationTaskNotFound, match="deleted: its detail still reads SUCCESS"):
+        asyncio.run(run())
+    assert dcs.requests["list"] == 1
+    assert "SUCCESS" not in str(observer.changes)  # no success was ever reported
+
+
 def test_a_task_deleted_mid_wait_raises_not_found(fake_time: FakeTime) -> None:
     """A task that disappears while watched ends the watch with MigrationTaskNotFound."""
     with pytest.raises(MigrationTaskNotFound):
@@ -234,10 +249,10 @@ def test_a_streak_resets_after_a_good_read(fake_time: FakeTime) -> None:
 def test_a_gateway_page_in_a_200_is_waited_out(fake_time: FakeTime) -> None:
     """A 200 with a garbled body counts as transient for a watch, not as the end."""
     dcs = ScriptedDcs({TASK: ["RUNNING", "SUCCESS"]})
-    bodies = iter([b"<html>gateway</html>", None, None])
+    bodies = iter([b"<html>gateway</html>"])  # then DCS answers every request
 
     def handler(request: httpx.Request) -> httpx.Response:
-        body = next(bodies)
+        body = next(bodies, None)
         if body is not None:
             return httpx.Response(200, content=body)
         return dcs.transport().handle_request(request)

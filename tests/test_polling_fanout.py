@@ -64,6 +64,18 @@ def test_fan_out_returns_an_outcome_per_task(fake_time: FakeTime) -> None:
     assert isinstance(outcomes["gone"].error, MigrationTaskNotFound)
 
 
+def test_fan_out_believes_a_success_only_when_listed(fake_time: FakeTime) -> None:
+    """A task gone from the list whose detail reads SUCCESS ends not found; listed ones succeed."""
+    dcs = ScriptedDcs(
+        {"ok": ["MIGRATING", "SUCCESS"], "deleted": ["MIGRATING", "SUCCESS"]},
+        unlisted={"deleted"},
+    )
+    outcomes = run_many(dcs, fake_time, ["ok", "deleted"])
+    assert outcomes["ok"].ok
+    assert isinstance(outcomes["deleted"].error, MigrationTaskNotFound)
+    assert "deleted" in str(outcomes["deleted"].error)
+
+
 def test_fan_out_reads_statuses_a_page_at_a_time(fake_time: FakeTime) -> None:
     """Many tasks: one list request per page per round, details only when a status changes."""
     rng = random.Random(5)

@@ -40,7 +40,10 @@ class FakeDcs:
 
     def __init__(self) -> None:
         self.tasks: dict[str, dict[str, Any]] = {}
-        self.hidden: dict[str, dict[str, Any]] = {}  # found by id, missing from the list
+        # Found by id, missing from the paged list (pages shifted), shown when asked by name.
+        self.hidden: dict[str, dict[str, Any]] = {}
+        # Deleted, but the detail still reads (SUCCESS, as DCS answers for a while): no list.
+        self.deleted: dict[str, dict[str, Any]] = {}
         self.fail_from_offset: int | None = None  # list pages from here on, and details, 503
 
     def add(self, task_id: str, status: str, name: str | None = None) -> None:
@@ -62,10 +65,14 @@ class FakeDcs:
         if self.fail_from_offset is not None and offset >= self.fail_from_offset:
             return 503, {"X-Request-Id": "r503"}, b'{"error_code": "DCS.5000"}'
         if url.path == LIST_PATH:
-            page = list(self.tasks.values())[offset : offset + int(query["limit"])]
-            return 200, {}, json.dumps({"count": len(self.tasks), "migration_tasks": page}).encode()
+            tasks = list(self.tasks.values())
+            if "name" in query:
+                shown = [*tasks, *self.hidden.values()]
+                tasks = [task for task in shown if query["name"] in task["task_name"]]
+            page = tasks[offset : offset + int(query["limit"])]
+            return 200, {}, json.dumps({"count": len(tasks), "migration_tasks": page}).encode()
         task_id = url.path.removeprefix(DETAIL_PATH)
-        task = self.tasks.get(task_id) or self.hidden.get(task_id)
+        task = self.tasks.get(task_id) or self.hidden.get(task_id) or self.deleted.get(task_id)
         if task is None:
             error = {"error_code": "DCS.4133", "error_msg": "The migration task does not exist."}
             return 404, {"X-Request-Id": "r404"}, json.dumps(error).encode()
@@ -286,6 +293,22 @@ async def test_a_task_deleted_from_a_filtered_project_is_announced_then_forgotte
     assert names(events()) == [(FAILED, "t2"), (STATUS_CHANGED, "t2")]
     assert await recorded(state) == {"t1": "MIGRATING", "t3": "MIGRATING"}
     assert requests(stub_dcs, DETAIL_PATH) == 3  # t2 once, t3 on each run
+
+
+async def test_a_deleted_task_whose_detail_still_reads_success_is_deleted(
+    dcs: FakeDcs, stub_dcs: StubDcs, block_name: str, state: str, events: Events
+) -> None:
+    """A task gone from every list whose detail still says SUCCESS is DELETED, not succeeded."""
+    dcs.add("t1", "MIGRATING")
+    dcs.add("gone", "MIGRATING")
+    await migration_sensor(task_ids=["t1", "gone"], credentials=block_name, state_variable=state)
+    events()
+    dcs.deleted["gone"] = {**dcs.tasks.pop("gone"), "status": "SUCCESS"}
+    seen = await migration_sensor(
+        task_ids=["t1", "gone"], credentials=block_name, state_variable=state
+    )
+    assert seen == {"t1": "MIGRATING", "gone": "DELETED"}
+    assert names(events()) == [(FAILED, "gone"), (STATUS_CHANGED, "gone")]
 
 
 async def test_events_are_shaped_for_automations_and_hold_no_secret(
