@@ -108,6 +108,54 @@ FAILED_STATUSES = frozenset(
 READY_FOR_CUTOVER_STATUSES = frozenset({MigrationStatus.INCRMIGRATING})
 
 
+class StatusMeaning(str, Enum):
+    """What a `status` means to a watcher, in the words every message uses.
+
+    Decided by the status sets above (one set per meaning); UNKNOWN for a status this
+    package does not know.
+    """
+
+    READY_FOR_CUTOVER = "ready for cutover"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    IN_PROGRESS = "in progress"
+    UNKNOWN = "unknown status"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_MEANINGS = {
+    status: meaning
+    for statuses, meaning in (
+        (READY_FOR_CUTOVER_STATUSES, StatusMeaning.READY_FOR_CUTOVER),
+        (SUCCEEDED_STATUSES, StatusMeaning.SUCCEEDED),
+        (FAILED_STATUSES, StatusMeaning.FAILED),
+        (IN_PROGRESS_STATUSES, StatusMeaning.IN_PROGRESS),
+    )
+    for status in statuses
+}
+
+
+class IpExchange(str, Enum):
+    """Where the IP exchange stands, as `task_status` says, in the words messages use."""
+
+    UNDER_WAY = "IP exchange under way"
+    DONE = "IP exchange done"
+    ROLLED_BACK = "IP exchange rolled back"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# `task_status` is an open vocabulary: any other value says nothing about the exchange.
+_EXCHANGES = {
+    EXCHANGING: IpExchange.UNDER_WAY,
+    EXCHANGE_SUCCESS: IpExchange.DONE,
+    ROLLBACK_SUCCESS: IpExchange.ROLLED_BACK,
+}
+
+
 # --- lenient value types --------------------------------------------------------------
 # Validators raise only ValueError: pydantic turns that into a ValidationError, while
 # a TypeError or OverflowError would escape the parse as itself.
@@ -415,13 +463,27 @@ class _TaskFields(DcsModel):
         """The service sent a status this package does not know (see `raw_status`)."""
         return self.status is MigrationStatus.UNKNOWN
 
+    @property
+    def meaning(self) -> StatusMeaning:
+        """What the status means, in words: "ready for cutover", "succeeded", ..."""
+        return _MEANINGS.get(self.status, StatusMeaning.UNKNOWN)
+
+    @property
+    def status_text(self) -> str:
+        """The status to show in a log, event, artifact or terminal: as DCS sent it.
+
+        One spelling everywhere: INCRMIGEATING stays INCRMIGEATING, though `status` is
+        `MigrationStatus.INCRMIGRATING`. The enum's value only when DCS sent no status.
+        """
+        return self.raw_status or self.status.value
+
     def describe(self) -> str:
-        """A short label for messages, e.g. ``migration1 (a276c1ff...) INCRMIGRATING``."""
+        """A short label for messages, e.g. ``migration1 (a276c1ff...) INCRMIGEATING``."""
         task_id = self.task_id or "?"
         short_id = task_id if len(task_id) <= 8 else f"{task_id[:8]}..."
-        status = self.status.value
+        status = self.status_text
         if self.is_unknown_status and self.raw_status:
-            status = f"{self.raw_status!r} (unknown status)"
+            status = f"{self.raw_status!r} ({self.meaning})"
         return f"{self.task_name or '(unnamed)'} ({short_id}) {status}"
 
 
@@ -440,9 +502,21 @@ class MigrationTask(_TaskFields):
     task_status: str | None = None
 
     @property
+    def ip_exchange(self) -> IpExchange | None:
+        """Where the IP exchange stands; None when `task_status` says nothing about one."""
+        return _EXCHANGES.get((self.task_status or "").strip().upper())
+
+    @property
     def exchanging(self) -> bool:
         """The instance IPs are being switched (`task_status` is EXCHANGING)."""
-        return (self.task_status or "").strip().upper() == EXCHANGING
+        return self.ip_exchange is IpExchange.UNDER_WAY
+
+    @property
+    def stage(self) -> StatusMeaning | IpExchange:
+        """Where the task stands, in words: the IP exchange's state once one began, else
+        what the status means. After the exchange, incremental sync often goes on, so the
+        status alone would still say "ready for cutover"."""
+        return self.ip_exchange or self.meaning
 
 
 class MigrationTaskSummary(_TaskFields):
@@ -553,6 +627,7 @@ __all__ = [
     "BackupFile",
     "BackupFiles",
     "DcsModel",
+    "IpExchange",
     "MigrationLog",
     "MigrationStatus",
     "MigrationTask",
@@ -561,5 +636,6 @@ __all__ = [
     "MigrationTaskStats",
     "MigrationTaskSummary",
     "SourceInstance",
+    "StatusMeaning",
     "TargetInstance",
 ]

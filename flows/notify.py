@@ -109,21 +109,6 @@ def _span(label: str, start: datetime | str | None, end: datetime | str | None) 
     return None
 
 
-def _status(task: MigrationTask) -> str:
-    raw = task.raw_status or task.status.value
-    if task.ready_for_cutover:
-        meaning = "ready for cutover"
-    elif task.succeeded:
-        meaning = "succeeded"
-    elif task.failed:
-        meaning = "failed"
-    elif task.in_progress:
-        meaning = "in progress"
-    else:
-        meaning = "unknown status"
-    return f"{raw} ({meaning})"
-
-
 def _current_flow_run() -> tuple[str | None, str | None]:
     """(name, UI URL) of the flow run we are in, from the run context: no API call."""
     context = FlowRunContext.get()
@@ -188,7 +173,7 @@ def format_message(
         flow_run_url = flow_run_url or context_url
     name = task.task_name or "(unnamed)"
     task_id = task.task_id or "?"
-    status = _status(task)
+    status = f"{task.status_text} ({task.meaning})"
     subject = _one_line(f"DCS migration {event}: {name} ({task_id}) {status}")
     lines = [
         f"Migration task: {name} ({task_id})",
