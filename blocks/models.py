@@ -17,7 +17,6 @@ such fields are typed `int | str | None` (or `float`, `bool`, `datetime` for `in
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -40,8 +39,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
-#: What a secret becomes once masked (the same ten stars `SecretStr` prints).
-MASKED = "**********"
+from blocks.redaction import MASKED, is_secret_name
 
 #: `task_status` values while the instance IPs are switched (the vocabulary is open).
 EXCHANGING = "EXCHANGING"
@@ -286,15 +284,8 @@ _NoneAsEmpty = BeforeValidator(_none_as_empty)
 
 # --- masking --------------------------------------------------------------------------
 
-_SECRET_KEY = re.compile(r"password|passwd|pwd|secret|token|credential", re.IGNORECASE)
 _MASKED_SECRET = SecretStr(MASKED)
 _M = TypeVar("_M", bound="DcsModel")
-
-
-@functools.lru_cache(maxsize=1024)
-def _is_secret_name(key: str) -> bool:
-    # Field names repeat on every item of every page: decide each name once.
-    return _SECRET_KEY.search(key) is not None
 
 
 def _masked_value(key: object, value: Any) -> Any:
@@ -302,7 +293,7 @@ def _masked_value(key: object, value: Any) -> Any:
     # The common cases first: most values are None or short strings.
     if value is None:
         return None
-    secret_name = isinstance(key, str) and _is_secret_name(key)
+    secret_name = isinstance(key, str) and is_secret_name(key)
     if isinstance(value, str):
         return MASKED if value and secret_name else value
     if isinstance(value, SecretStr):

@@ -4,7 +4,8 @@
 Prefect task run) sends them through a list of saved blocks named `"<type-slug>/<name>"`;
 `notify_migration` does both. Nothing here ever writes a secret: the message is built from
 named fields only, and a block's failure is logged as its name, the exception type and a
-message with URLs and the block's secrets cut out, because webhook URLs are secrets.
+message with URLs and the block's secrets cut out (`blocks.redaction`), because webhook
+URLs are secrets.
 
 ```python
 from prefect import flow
@@ -26,10 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
-import re
-from collections.abc import Iterator
-from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -40,10 +37,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.utilities.urls import url_for
-from pydantic import BaseModel, SecretStr
 
 from blocks.errors import DcsValidationError, NotificationError
-from blocks.models import MASKED, MigrationTask
+from blocks.models import MigrationTask
+from blocks.redaction import block_secrets, masked_away, redact_urls, redacting_urls, scrub
 
 #: How `send_notification` wants each block named, e.g. "slack-webhook/ops".
 BLOCK_NAME_FORM = "<block-type-slug>/<block-name>"
@@ -55,14 +52,6 @@ SEND_TIMEOUT_SECONDS = 60.0
 # Chat services cut long messages; an error text pasted whole could be kilobytes.
 _MAX_DETAIL = 2000
 _MAX_REASON = 200
-# Secrets shorter than this are not cut out of free text: replacing "ab" everywhere would
-# garble the message and tell a reader more about the secret than leaving it.
-_MIN_SCRUB = 4
-# Path segments this long are tokens (Slack's is 24 characters), shorter ones are words.
-_MIN_URL_PART = 12
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-# Block fields whose plain-string values are secret too: a webhook URL carries its token.
-_SENSITIVE_FIELD = re.compile(r"url|secret|token|key|password|header|cookie|param", re.I)
 
 
 # --- the message ----------------------------------------------------------------------
@@ -121,36 +110,6 @@ def _current_flow_run() -> tuple[str | None, str | None]:
     return None, url_for("flow-run", obj_id=run_id) if run_id else None
 
 
-def _task_secrets(original: object, masked: object) -> Iterator[str]:
-    """Every value `masked()` hid: the model's own idea of a secret, not a second list."""
-    if isinstance(original, SecretStr) and isinstance(masked, SecretStr):
-        if original.get_secret_value() != masked.get_secret_value():
-            yield original.get_secret_value()
-    elif isinstance(original, BaseModel) and isinstance(masked, BaseModel):
-        for values, masked_values in (
-            (original.__dict__, masked.__dict__),
-            (original.model_extra or {}, masked.model_extra or {}),
-        ):
-            for key, value in values.items():
-                yield from _task_secrets(value, masked_values.get(key))
-    elif isinstance(original, dict) and isinstance(masked, dict):
-        for key, value in original.items():
-            yield from _task_secrets(value, masked.get(key))
-    elif isinstance(original, list) and isinstance(masked, list):
-        for value, masked_value in zip(original, masked, strict=True):
-            yield from _task_secrets(value, masked_value)
-    elif isinstance(original, str) and original != masked:
-        yield original
-
-
-def _scrub(text: str, secrets: set[str]) -> str:
-    # Longest first, so a secret that contains another is replaced whole.
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= _MIN_SCRUB:
-            text = text.replace(secret, MASKED)
-    return text
-
-
 def format_message(
     task: MigrationTask,
     *,
@@ -203,8 +162,8 @@ def format_message(
     # The message names no secret field, but `detail` is free text (an error message, say)
     # and may quote one: cut out every value the task itself holds as secret.
     if task.has_unmasked_secrets():
-        secrets = set(_task_secrets(task, task.masked()))
-        subject, body = _scrub(subject, secrets), _scrub(body, secrets)
+        secrets = set(masked_away(task, task.masked()))
+        subject, body = scrub(subject, secrets), scrub(body, secrets)
     return subject, body
 
 
@@ -253,46 +212,6 @@ async def _load(name: str) -> NotificationBlock:
     return block
 
 
-def _block_secrets(block: Block) -> set[str]:
-    """Strings in a block that must not be logged: its secrets, URL, headers, params."""
-    found: set[str] = set()
-
-    def collect(value: object, sensitive: bool) -> None:
-        reveal = getattr(value, "get_secret_value", None)
-        if callable(reveal):  # SecretStr, Prefect's SecretDict: all of it is secret
-            collect(reveal(), True)
-        elif isinstance(value, BaseModel):  # a nested block
-            for key, item in value.__dict__.items():
-                collect(item, sensitive or bool(_SENSITIVE_FIELD.search(key)))
-        elif isinstance(value, dict):
-            for item in value.values():
-                collect(item, sensitive)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                collect(item, sensitive)
-        elif isinstance(value, str) and sensitive:
-            found.add(value)
-            found.update(_url_parts(value))
-
-    collect(block, False)
-    return found
-
-
-def _url_parts(text: str) -> set[str]:
-    """The parts of a URL that carry its secret, so an error quoting one alone is caught too:
-    user info, long path segments (Slack's /T../B../<token>), query values."""
-    if not _URL.fullmatch(text):
-        return set()
-    try:
-        url = httpx.URL(text)
-    except (httpx.InvalidURL, ValueError):
-        return set()
-    parts = {url.password or "", *(value for _, value in url.params.multi_items())}
-    # Cutting out "hooks" or "services" would hide nothing and garble every message.
-    parts.update(segment for segment in url.path.split("/") if len(segment) >= _MIN_URL_PART)
-    return {part for part in parts if len(part) >= _MIN_SCRUB}
-
-
 def _reason(exc: BaseException, secrets: set[str]) -> str:
     """What went wrong, fit for a log: no URL, no secret of the block."""
     if isinstance(exc, httpx.HTTPStatusError):
@@ -302,55 +221,22 @@ def _reason(exc: BaseException, secrets: set[str]) -> str:
         return f"no answer within {SEND_TIMEOUT_SECONDS:g} s"
     # Prefect's Apprise blocks raise a NotificationError whose text is in `.log`.
     text = str(exc) or str(getattr(exc, "log", "") or "")
-    text = _one_line(_URL.sub("<url>", _scrub(text, secrets)))
+    text = _one_line(redact_urls(scrub(text, secrets)))
     if len(text) > _MAX_REASON:
         text = text[:_MAX_REASON] + "..."
     return text or "(no message)"
 
 
-_sending: ContextVar[bool] = ContextVar("dcs_notification_sending", default=False)
-
-
-class _RedactUrls(logging.Filter):
-    """Cuts URLs out of httpx's own request log line while a notification is being sent.
-
-    httpx logs `HTTP Request: POST <url> ...` at INFO, and a webhook's URL is its secret:
-    that line reaches the console at INFO, and the Prefect API when httpx is one of
-    PREFECT_LOGGING_EXTRA_LOGGERS. Every other request in the process is left alone.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _sending.get():
-            try:
-                message = record.getMessage()
-            except (TypeError, ValueError):  # a malformed record: drop its arguments too
-                message = str(record.msg)
-            record.msg, record.args = _URL.sub("<url>", message), ()
-        return True
-
-
-_REDACT_URLS = _RedactUrls()
-
-
 async def _send(block: NotificationBlock, body: str, subject: str) -> None:
-    httpx_logger = logging.getLogger("httpx")
-    if _REDACT_URLS not in httpx_logger.filters:
-        httpx_logger.addFilter(_REDACT_URLS)
-    # A context variable, not a global flag: unrelated requests made meanwhile by other
-    # coroutines or threads (Prefect's own API calls) keep their log lines as they are.
-    sending = _sending.set(True)
-    try:
-        # Apprise-based blocks report a failed send only as a log line unless asked to raise.
-        with block.raise_on_failure():
-            # Prefect's blocks wrap notify in async_dispatch: inside this async task it
-            # returns the coroutine of `anotify`. A third-party block may define a plain
-            # async notify, or (against the ABC) a sync one that has already run: await
-            # only what needs it.
-            sent = block.notify(body, subject)
-            if inspect.isawaitable(sent):
-                await asyncio.wait_for(sent, timeout=SEND_TIMEOUT_SECONDS)
-    finally:
-        _sending.reset(sending)
+    # A webhook's URL is its secret, and httpx logs the URL of every request it sends.
+    # Apprise-based blocks report a failed send only as a log line unless asked to raise.
+    with redacting_urls(), block.raise_on_failure():
+        # Prefect's blocks wrap notify in async_dispatch: inside this async task it returns
+        # the coroutine of `anotify`. A third-party block may define a plain async notify,
+        # or (against the ABC) a sync one that has already run: await only what needs it.
+        sent = block.notify(body, subject)
+        if inspect.isawaitable(sent):
+            await asyncio.wait_for(sent, timeout=SEND_TIMEOUT_SECONDS)
 
 
 # No cache: every call is a new message that must go out, even with the same text.
@@ -398,7 +284,7 @@ async def send_notification(
             try:
                 await _send(block, body, subject)
             except Exception as exc:
-                error, secrets = exc, _block_secrets(block)
+                error, secrets = exc, block_secrets(block)
             else:
                 return "sent"
         # No exc_info: the traceback would print the exception's own text, URL and all.
