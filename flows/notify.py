@@ -5,7 +5,7 @@ Prefect task run) sends them through a list of saved blocks named `"<type-slug>/
 `notify_migration` does both. Nothing here ever writes a secret: the message is built from
 named fields only, and a block's failure is logged as its name, the exception type and a
 message with URLs and the block's secrets cut out (`blocks.redaction`), because webhook
-URLs are secrets.
+URLs are secrets. Blocks are loaded by `flows.saved_blocks`.
 
 ```python
 from prefect import flow
@@ -32,7 +32,6 @@ from datetime import datetime, timedelta, timezone
 import httpx
 from prefect import get_run_logger, task
 from prefect.blocks.abstract import NotificationBlock
-from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run as runtime_flow_run
@@ -41,9 +40,7 @@ from prefect.utilities.urls import url_for
 from blocks.errors import DcsValidationError, NotificationError
 from blocks.models import MigrationTask
 from blocks.redaction import block_secrets, masked_away, redact_urls, redacting_urls, scrub
-
-#: How `send_notification` wants each block named, e.g. "slack-webhook/ops".
-BLOCK_NAME_FORM = "<block-type-slug>/<block-name>"
+from flows.saved_blocks import BLOCK_NAME_FORM, UnusableBlock, aload_block, check_block_names
 
 #: The longest one block may take to send. A block that never answers must not hold a
 #: runbook forever; Prefect's webhook block gives up after 10 s by itself, so this only
@@ -52,6 +49,7 @@ SEND_TIMEOUT_SECONDS = 60.0
 # Chat services cut long messages; an error text pasted whole could be kilobytes.
 _MAX_DETAIL = 2000
 _MAX_REASON = 200
+_WHAT = "notification block"
 
 
 # --- the message ----------------------------------------------------------------------
@@ -170,46 +168,22 @@ def format_message(
 # --- sending --------------------------------------------------------------------------
 
 
-def _name_problem(name: object) -> str | None:
-    if not isinstance(name, str):
-        # Not its repr: a block passed by mistake would print its URL.
-        return f"a {type(name).__name__} is not a block name ({BLOCK_NAME_FORM!r})"
-    slug, slash, document = name.partition("/")
-    if not slash or not slug.strip() or not document.strip() or "/" in document:
-        return f"{name!r} is not of the form {BLOCK_NAME_FORM!r} (e.g. 'slack-webhook/ops')"
-    return None
+async def _load_all(names: list[str]) -> list[NotificationBlock | BaseException]:
+    """Each block, or why it could not be loaded (an `UnusableBlock` for the block's fault)."""
+    # The ignore: mypy wants a concrete class for type[B] (python/mypy#4717), while the
+    # loader only checks isinstance against it.
+    kind: type[NotificationBlock] = NotificationBlock  # type: ignore[type-abstract]
+    loaded = await asyncio.gather(
+        *(aload_block(kind, name, what=_WHAT) for name in names), return_exceptions=True
+    )
+    for item in loaded:
+        if isinstance(item, BaseException) and not isinstance(item, Exception):
+            raise item  # cancelled or interrupted: not a block's failure to report
+    return loaded
 
 
-def _check_names(names: list[str]) -> None:
-    problems = [problem for name in names if (problem := _name_problem(name)) is not None]
-    if problems:
-        msg = f"bad notification block name: {'; '.join(problems)}"
-        raise DcsValidationError(msg)
-
-
-class _Unusable(Exception):
-    """A block that will never work as named: raised as one DcsValidationError for all."""
-
-
-async def _load(name: str) -> NotificationBlock:
-    try:
-        block = await Block.aload(name)
-    except ValueError as exc:
-        # Not found (or a document that no longer validates). Prefect's text may quote the
-        # stored data, which holds the URL: say only the type of the failure.
-        slug, _, document = name.partition("/")
-        msg = (
-            f"{name!r} could not be loaded ({type(exc).__name__}): is there a block of type "
-            f"{slug!r} named {document!r}? (Prefect UI: Blocks)"
-        )
-        raise _Unusable(msg) from None
-    if not isinstance(block, NotificationBlock):
-        msg = (
-            f"{name!r} is a {type(block).__name__} block, not a notification block "
-            f"(prefect.blocks.abstract.NotificationBlock, e.g. slack-webhook, custom-webhook)"
-        )
-        raise _Unusable(msg)
-    return block
+def _unusable(loaded: list[NotificationBlock | BaseException]) -> list[str]:
+    return [str(item) for item in loaded if isinstance(item, UnusableBlock)]
 
 
 def _reason(exc: BaseException, secrets: set[str]) -> str:
@@ -258,13 +232,10 @@ async def send_notification(
     """
     if not notification_blocks:
         return {}
-    _check_names(notification_blocks)
+    check_block_names(notification_blocks, what=_WHAT)
     names = list(dict.fromkeys(notification_blocks))  # once each, in the order given
-    loaded = await asyncio.gather(*(_load(name) for name in names), return_exceptions=True)
-    for item in loaded:
-        if isinstance(item, BaseException) and not isinstance(item, Exception):
-            raise item  # cancelled or interrupted: not a block's failure to report
-    unusable = [str(item) for item in loaded if isinstance(item, _Unusable)]
+    loaded = await _load_all(names)
+    unusable = _unusable(loaded)
     logger = get_run_logger()
     if unusable and strict:
         msg = f"unusable notification block: {'; '.join(unusable)}"
@@ -274,7 +245,7 @@ async def send_notification(
         logger.warning("notification block skipped: %s", problem)
 
     async def attempt(name: str, block: NotificationBlock | BaseException) -> str:
-        if isinstance(block, _Unusable):
+        if isinstance(block, UnusableBlock):
             return "failed: unusable"
         if isinstance(block, BaseException):
             # Loading failed for another reason than the block (the Prefect API, say).
@@ -319,11 +290,8 @@ async def check_notification_blocks(notification_blocks: list[str]) -> None:
     A runbook calls this before it waits for hours, so that a typo in a block name fails at
     once, not when the first message is due.
     """
-    _check_names(notification_blocks)
-    loaded = await asyncio.gather(
-        *(_load(name) for name in notification_blocks), return_exceptions=True
-    )
-    unusable = [str(item) for item in loaded if isinstance(item, _Unusable)]
+    check_block_names(notification_blocks, what=_WHAT)
+    unusable = _unusable(await _load_all(notification_blocks))
     if unusable:
         msg = f"unusable notification block: {'; '.join(unusable)}"
         raise DcsValidationError(msg)
