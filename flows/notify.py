@@ -1,11 +1,11 @@
 """Notifications about a migration task, through any Prefect notification block.
 
-`format_message` turns a task into a plain-text subject and body; `send_notification` (one
-Prefect task run) sends them through a list of saved blocks named `"<type-slug>/<name>"`;
-`notify_migration` does both. Nothing here ever writes a secret: the message is built from
-named fields only, and a block's failure is logged as its name, the exception type and a
-message with URLs and the block's secrets cut out (`blocks.redaction`), because webhook
-URLs are secrets. Blocks are loaded by `flows.saved_blocks`.
+`send_notification` (one Prefect task run) sends a subject and body through a list of saved
+blocks named `"<type-slug>/<name>"`; `notify_migration` formats the message about a task
+(`flows.message.format_message`, re-exported here) and sends it. Nothing here ever writes
+a secret: a block's failure is logged as its name, the exception type and a message with
+URLs and the block's secrets cut out (`blocks.redaction`), because webhook URLs are
+secrets; blocks are loaded by `flows.saved_blocks`.
 
 ```python
 from prefect import flow
@@ -27,145 +27,26 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import httpx
 from prefect import get_run_logger, task
 from prefect.blocks.abstract import NotificationBlock
 from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
-from prefect.runtime import flow_run as runtime_flow_run
-from prefect.utilities.urls import url_for
 
 from blocks.errors import DcsValidationError, NotificationError
 from blocks.models import MigrationTask
-from blocks.redaction import block_secrets, masked_away, redact_urls, redacting_urls, scrub
+from blocks.redaction import block_secrets, redact_urls, redacting_urls, scrub
+from flows.message import format_message, one_line
 from flows.saved_blocks import BLOCK_NAME_FORM, UnusableBlock, aload_block, check_block_names
 
 #: The longest one block may take to send. A block that never answers must not hold a
 #: runbook forever; Prefect's webhook block gives up after 10 s by itself, so this only
 #: catches the ones that hang.
 SEND_TIMEOUT_SECONDS = 60.0
-# Chat services cut long messages; an error text pasted whole could be kilobytes.
-_MAX_DETAIL = 2000
+# An exception's text can be kilobytes (a whole HTML page): a log line keeps its start.
 _MAX_REASON = 200
 _WHAT = "notification block"
-
-
-# --- the message ----------------------------------------------------------------------
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _utc(value: datetime) -> datetime:
-    # Naive times are UTC, as in blocks.models, so a naive and an aware time subtract.
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-
-
-def _when(value: datetime) -> str:
-    return _utc(value).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 0:
-        return "unknown (ends before it starts)"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h {minutes:02d}m {seconds:02d}s"
-    if hours:
-        return f"{hours}h {minutes:02d}m {seconds:02d}s"
-    if minutes:
-        return f"{minutes}m {seconds:02d}s"
-    return f"{seconds}s"
-
-
-def _span(label: str, start: datetime | str | None, end: datetime | str | None) -> str | None:
-    # A date DCS sent in a format we do not read stays text on the task: no span from it.
-    start = start if isinstance(start, datetime) else None
-    end = end if isinstance(end, datetime) else None
-    if start is not None and end is not None:
-        took = _duration(_utc(end) - _utc(start))
-        return f"{label}: {took} ({_when(start)} -> {_when(end)})"
-    if start is not None:
-        return f"{label}: since {_when(start)}"
-    return None
-
-
-def _current_flow_run() -> tuple[str | None, str | None]:
-    """(name, UI URL) of the flow run we are in, from the run context: no API call."""
-    context = FlowRunContext.get()
-    if context is not None and context.flow_run is not None:
-        return context.flow_run.name, url_for("flow-run", obj_id=context.flow_run.id)
-    # A task run without its flow's context (or PREFECT__FLOW_RUN_ID) still knows the id;
-    # its name would cost a blocking API call, so the URL has to do.
-    # url_for, not runtime.flow_run.ui_url: that one prints "None/..." without a UI URL.
-    run_id = runtime_flow_run.get_id()
-    return None, url_for("flow-run", obj_id=run_id) if run_id else None
-
-
-def format_message(
-    task: MigrationTask,
-    *,
-    event: str,
-    flow_run_name: str | None = None,
-    flow_run_url: str | None = None,
-    started_at: datetime | None = None,
-    ended_at: datetime | None = None,
-    detail: str | None = None,
-) -> tuple[str, str]:
-    """(subject, body) in plain text about `task`; built from named fields, never a secret.
-
-    ```python
-    subject, body = format_message(task, event="ready-for-cutover", detail="cut over at 22:00")
-    ```
-    """
-    if flow_run_name is None or flow_run_url is None:
-        context_name, context_url = _current_flow_run()
-        flow_run_name = flow_run_name or context_name
-        flow_run_url = flow_run_url or context_url
-    name = task.task_name or "(unnamed)"
-    task_id = task.task_id or "?"
-    status = f"{task.status_text} ({task.meaning})"
-    subject = _one_line(f"DCS migration {event}: {name} ({task_id}) {status}")
-    lines = [
-        f"Migration task: {name} ({task_id})",
-        f"Event: {_one_line(event)}",
-        f"Status: {status}",
-    ]
-    if task.task_status:
-        lines.append(f"IP switch (task_status): {task.task_status}")
-    kind = " / ".join(part for part in (task.migration_type, task.migration_method) if part)
-    if kind:
-        lines.append(f"Migration type: {kind}")
-    lines += [
-        line
-        for line in (
-            _span("Migration time", task.created_at, task.updated_at),
-            _span("Watch time", started_at, ended_at),
-        )
-        if line is not None
-    ]
-    if flow_run_name or flow_run_url:
-        where = " at ".join(part for part in (flow_run_name, flow_run_url) if part)
-        lines.append(f"Flow run: {where}")
-    if detail:
-        text = detail if len(detail) <= _MAX_DETAIL else detail[:_MAX_DETAIL] + "..."
-        lines.append(f"Detail: {text}")
-    body = "\n".join(lines)
-    # The message names no secret field, but `detail` is free text (an error message, say)
-    # and may quote one: cut out every value the task itself holds as secret.
-    if task.has_unmasked_secrets():
-        secrets = set(masked_away(task, task.masked()))
-        subject, body = scrub(subject, secrets), scrub(body, secrets)
-    return subject, body
-
-
-# --- sending --------------------------------------------------------------------------
 
 
 async def _load_all(names: list[str]) -> list[NotificationBlock | BaseException]:
@@ -195,7 +76,7 @@ def _reason(exc: BaseException, secrets: set[str]) -> str:
         return f"no answer within {SEND_TIMEOUT_SECONDS:g} s"
     # Prefect's Apprise blocks raise a NotificationError whose text is in `.log`.
     text = str(exc) or str(getattr(exc, "log", "") or "")
-    text = _one_line(redact_urls(scrub(text, secrets)))
+    text = one_line(redact_urls(scrub(text, secrets)))
     if len(text) > _MAX_REASON:
         text = text[:_MAX_REASON] + "..."
     return text or "(no message)"
