@@ -112,12 +112,12 @@ def fake_time() -> Iterator[FakeTime]:
         yield fake
 
 
-async def watch(stub: StubDcs, sent: str) -> Any:
+async def watch(stub: StubDcs, task_id: str, sent: str) -> Any:
     """Run the wait flow on a task that goes FULLMIGRATING -> `sent`; its final state."""
-    stub.handler = ScriptedDcs({TASK: ["FULLMIGRATING", sent]}, progress=[50.0]).stub_handler
+    stub.handler = ScriptedDcs({task_id: ["FULLMIGRATING", sent]}, progress=[50.0]).stub_handler
     name = f"words-{uuid.uuid4().hex[:12]}"
     await DcsCredentials(endpoint=stub.url, project_id="project-1", token="t").asave(name)
-    return await wait_for_migration_task(TASK, name, return_state=True)
+    return await wait_for_migration_task(task_id, name, return_state=True)
 
 
 @pytest.mark.usefixtures("prefect_harness", "reset_worker_events")
@@ -127,7 +127,7 @@ async def test_watch_logs_show_the_status_as_sent(
 ) -> None:
     """Every log line of the watch, the last ("done waiting") included, spells the
     status as DCS sent it."""
-    state = await watch(stub_dcs, sent)
+    state = await watch(stub_dcs, TASK, sent)
     messages = (await read_records(state.state_details.flow_run_id)).messages()
     (done,) = [line for line in messages if "done waiting" in line]
     assert sent in done
@@ -141,7 +141,7 @@ async def test_the_timeline_artifact_shows_the_status_as_sent(
     stub_dcs: StubDcs, fake_time: FakeTime, sent: str, other: str
 ) -> None:
     """The status timeline table holds the status as DCS sent it."""
-    state = await watch(stub_dcs, sent)
+    state = await watch(stub_dcs, TASK, sent)
     records = await read_records(state.state_details.flow_run_id)
     (table,) = [artifact for artifact in records.artifacts if artifact.type == "table"]
     assert f'"to": "{sent}"' in str(table.data)
@@ -158,11 +158,13 @@ async def test_events_show_the_status_as_sent(
     other: str,
 ) -> None:
     """The status-changed event's new_status is the status as DCS sent it."""
-    await watch(stub_dcs, sent)
+    task_id = uuid.uuid4().hex  # its own, so no other test's event can count here
+    await watch(stub_dcs, task_id, sent)
     asserting_events_worker.drain()
     client = asserting_events_worker._client
     assert isinstance(client, AssertingEventsClient)
-    events = [event for event in client.events if event.event.startswith("dcs.")]
+    resource = f"dcs.migration-task.{task_id}"
+    events = [event for event in client.events if event.resource.id == resource]
     changed = [event for event in events if event.event == "dcs.migration.status-changed"]
     assert changed[-1].payload["new_status"] == sent
     assert other not in " ".join(event.model_dump_json() for event in events)
