@@ -26,8 +26,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import logging
-import re
 import threading
 import weakref
 from collections.abc import (
@@ -50,6 +48,7 @@ from pydantic import SecretStr
 
 from blocks.endpoint import check_endpoint
 from blocks.errors import DcsAuthError, DcsValidationError, error_from_response
+from blocks.redaction import attach_log_filters
 
 ALGORITHM = "SDK-HMAC-SHA256"
 SDK_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -330,24 +329,6 @@ class _OnceBody(httpx.SyncByteStream, httpx.AsyncByteStream):
         yield self._take()
 
 
-class _RedactSubjectToken(logging.Filter):
-    """httpcore's DEBUG trace prints response headers: IAM's token is one of them."""
-
-    _TOKEN = re.compile(rb"(x-subject-token['\"]?,\s*b?['\"])[^'\"]*", re.IGNORECASE)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if "subject-token" in text.lower():
-            record.msg = self._TOKEN.sub(rb"\1**********", text.encode()).decode(errors="replace")
-            record.args = ()
-        return True
-
-
-# Filters do not reach a child logger's records: attach to the loggers that log headers.
-for _name in ("httpcore.http11", "httpcore.http2"):
-    logging.getLogger(_name).addFilter(_RedactSubjectToken())
-
-
 def _parse_expiry(body: bytes) -> datetime | None:
     try:
         data = json.loads(body)
@@ -429,6 +410,8 @@ class IamPasswordAuth(httpx.Auth):
             self._token = None
 
     def _token_request(self, request: httpx.Request) -> httpx.Request:
+        # Its answer carries the token in a header, which httpcore's DEBUG trace prints.
+        attach_log_filters()
         body = json.dumps(
             {
                 "auth": {

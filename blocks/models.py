@@ -17,7 +17,6 @@ such fields are typed `int | str | None` (or `float`, `bool`, `datetime` for `in
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -40,8 +39,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
-#: What a secret becomes once masked (the same ten stars `SecretStr` prints).
-MASKED = "**********"
+from blocks.redaction import MASKED, is_secret_name
 
 #: `task_status` values while the instance IPs are switched (the vocabulary is open).
 EXCHANGING = "EXCHANGING"
@@ -106,6 +104,54 @@ FAILED_STATUSES = frozenset(
 )
 # Incremental sync never ends by itself: this is the moment to cut over.
 READY_FOR_CUTOVER_STATUSES = frozenset({MigrationStatus.INCRMIGRATING})
+
+
+class StatusMeaning(str, Enum):
+    """What a `status` means to a watcher, in the words every message uses.
+
+    Decided by the status sets above (one set per meaning); UNKNOWN for a status this
+    package does not know.
+    """
+
+    READY_FOR_CUTOVER = "ready for cutover"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    IN_PROGRESS = "in progress"
+    UNKNOWN = "unknown status"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_MEANINGS = {
+    status: meaning
+    for statuses, meaning in (
+        (READY_FOR_CUTOVER_STATUSES, StatusMeaning.READY_FOR_CUTOVER),
+        (SUCCEEDED_STATUSES, StatusMeaning.SUCCEEDED),
+        (FAILED_STATUSES, StatusMeaning.FAILED),
+        (IN_PROGRESS_STATUSES, StatusMeaning.IN_PROGRESS),
+    )
+    for status in statuses
+}
+
+
+class IpExchange(str, Enum):
+    """Where the IP exchange stands, as `task_status` says, in the words messages use."""
+
+    UNDER_WAY = "IP exchange under way"
+    DONE = "IP exchange done"
+    ROLLED_BACK = "IP exchange rolled back"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# `task_status` is an open vocabulary: any other value says nothing about the exchange.
+_EXCHANGES = {
+    EXCHANGING: IpExchange.UNDER_WAY,
+    EXCHANGE_SUCCESS: IpExchange.DONE,
+    ROLLBACK_SUCCESS: IpExchange.ROLLED_BACK,
+}
 
 
 # --- lenient value types --------------------------------------------------------------
@@ -238,15 +284,8 @@ _NoneAsEmpty = BeforeValidator(_none_as_empty)
 
 # --- masking --------------------------------------------------------------------------
 
-_SECRET_KEY = re.compile(r"password|passwd|pwd|secret|token|credential", re.IGNORECASE)
 _MASKED_SECRET = SecretStr(MASKED)
 _M = TypeVar("_M", bound="DcsModel")
-
-
-@functools.lru_cache(maxsize=1024)
-def _is_secret_name(key: str) -> bool:
-    # Field names repeat on every item of every page: decide each name once.
-    return _SECRET_KEY.search(key) is not None
 
 
 def _masked_value(key: object, value: Any) -> Any:
@@ -254,7 +293,7 @@ def _masked_value(key: object, value: Any) -> Any:
     # The common cases first: most values are None or short strings.
     if value is None:
         return None
-    secret_name = isinstance(key, str) and _is_secret_name(key)
+    secret_name = isinstance(key, str) and is_secret_name(key)
     if isinstance(value, str):
         return MASKED if value and secret_name else value
     if isinstance(value, SecretStr):
@@ -415,13 +454,27 @@ class _TaskFields(DcsModel):
         """The service sent a status this package does not know (see `raw_status`)."""
         return self.status is MigrationStatus.UNKNOWN
 
+    @property
+    def meaning(self) -> StatusMeaning:
+        """What the status means, in words: "ready for cutover", "succeeded", ..."""
+        return _MEANINGS.get(self.status, StatusMeaning.UNKNOWN)
+
+    @property
+    def status_text(self) -> str:
+        """The status to show in a log, event, artifact or terminal: as DCS sent it.
+
+        One spelling everywhere: INCRMIGEATING stays INCRMIGEATING, though `status` is
+        `MigrationStatus.INCRMIGRATING`. The enum's value only when DCS sent no status.
+        """
+        return self.raw_status or self.status.value
+
     def describe(self) -> str:
-        """A short label for messages, e.g. ``migration1 (a276c1ff...) INCRMIGRATING``."""
+        """A short label for messages, e.g. ``migration1 (a276c1ff...) INCRMIGEATING``."""
         task_id = self.task_id or "?"
         short_id = task_id if len(task_id) <= 8 else f"{task_id[:8]}..."
-        status = self.status.value
+        status = self.status_text
         if self.is_unknown_status and self.raw_status:
-            status = f"{self.raw_status!r} (unknown status)"
+            status = f"{self.raw_status!r} ({self.meaning})"
         return f"{self.task_name or '(unnamed)'} ({short_id}) {status}"
 
 
@@ -440,9 +493,21 @@ class MigrationTask(_TaskFields):
     task_status: str | None = None
 
     @property
+    def ip_exchange(self) -> IpExchange | None:
+        """Where the IP exchange stands; None when `task_status` says nothing about one."""
+        return _EXCHANGES.get((self.task_status or "").strip().upper())
+
+    @property
     def exchanging(self) -> bool:
         """The instance IPs are being switched (`task_status` is EXCHANGING)."""
-        return (self.task_status or "").strip().upper() == EXCHANGING
+        return self.ip_exchange is IpExchange.UNDER_WAY
+
+    @property
+    def stage(self) -> StatusMeaning | IpExchange:
+        """Where the task stands, in words: the IP exchange's state once one began, else
+        what the status means. After the exchange, incremental sync often goes on, so the
+        status alone would still say "ready for cutover"."""
+        return self.ip_exchange or self.meaning
 
 
 class MigrationTaskSummary(_TaskFields):
@@ -553,6 +618,7 @@ __all__ = [
     "BackupFile",
     "BackupFiles",
     "DcsModel",
+    "IpExchange",
     "MigrationLog",
     "MigrationStatus",
     "MigrationTask",
@@ -561,5 +627,6 @@ __all__ = [
     "MigrationTaskStats",
     "MigrationTaskSummary",
     "SourceInstance",
+    "StatusMeaning",
     "TargetInstance",
 ]

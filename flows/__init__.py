@@ -13,7 +13,8 @@ from blocks._lazy import lazy_attributes
 if TYPE_CHECKING:
     from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials, load_credentials
     from flows.cutover import exchange_instance_ip, rollback_instance_ip, run_cutover_deployment
-    from flows.notify import format_message, notify_migration, send_notification
+    from flows.message import format_message
+    from flows.notify import notify_migration, send_notification
     from flows.runbook import RunbookSummary, migration_runbook
     from flows.sensor import migration_sensor
     from flows.tasks import fetch_migration_task
@@ -26,7 +27,7 @@ _LAZY = {
     "exchange_instance_ip": "flows.cutover",
     "rollback_instance_ip": "flows.cutover",
     "run_cutover_deployment": "flows.cutover",
-    "format_message": "flows.notify",
+    "format_message": "flows.message",
     "notify_migration": "flows.notify",
     "send_notification": "flows.notify",
     "RunbookSummary": "flows.runbook",

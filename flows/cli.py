@@ -53,17 +53,8 @@ async def _status(task_id: str, settings: DcsSettings) -> int:
         task = await client.show_migration_task(task_id)
     console = _console()
     console.print(
-        f"{task.task_name or '(unnamed)'} ({task.task_id}): [bold]{task.raw_status}[/bold]"
-        f"  task_status {task.task_status or '-'}  "
-        + (
-            "ready for cutover"
-            if task.ready_for_cutover
-            else "succeeded"
-            if task.succeeded
-            else "failed"
-            if task.failed
-            else "in progress"
-        )
+        f"{task.task_name or '(unnamed)'} ({task.task_id}): [bold]{task.status_text}[/bold]"
+        f"  task_status {task.task_status or '-'}  {task.stage}"
     )
     return EXIT_OK
 

@@ -8,30 +8,15 @@ types `credentials` as `BlockName`: a string, and a clear error for a block.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
 from blocks.credentials import DcsCredentials
 from blocks.errors import DcsValidationError
+from flows.saved_blocks import aload_block, load_block
 
 DEFAULT_BLOCK_NAME = "dcs"
-
-
-def _not_found(name: str, error: Exception) -> DcsValidationError:
-    if isinstance(error, RuntimeError):
-        # Prefect found the document, but it no longer validates (edited in the UI, say).
-        msg = (
-            f"the DcsCredentials block {name!r} exists but is not valid: {error}; fix it in "
-            f"the Prefect UI (Blocks) or save it again"
-        )
-        return DcsValidationError(msg)
-    msg = (
-        f"no DcsCredentials block named {name!r} could be loaded ({error}); create it in the "
-        f"Prefect UI (Blocks > DCS Credentials) or with "
-        f"`DcsCredentials(project_id=..., region=..., token=...).save({name!r})`"
-    )
-    return DcsValidationError(msg)
 
 
 def _check(credentials: object) -> str | DcsCredentials:
@@ -60,17 +45,11 @@ BlockName = Annotated[str, BeforeValidator(_block_name)]
 
 
 def load_credentials(credentials: str | DcsCredentials = DEFAULT_BLOCK_NAME) -> DcsCredentials:
-    """The block itself, or the saved block of that name."""
+    """The block itself, or the saved block of that name (`UnusableBlock` if there is none)."""
     checked = _check(credentials)
     if isinstance(checked, DcsCredentials):
         return checked
-    try:
-        # `_sync=True`: a sync task may run inside an async flow's event loop, where a
-        # plain `load` would hand back a coroutine.
-        block = DcsCredentials.load(checked, _sync=True)  # type: ignore[call-arg]
-        return cast(DcsCredentials, block)
-    except (ValueError, RuntimeError) as exc:
-        raise _not_found(checked, exc) from None
+    return load_block(DcsCredentials, checked)
 
 
 async def aload_credentials(
@@ -80,10 +59,7 @@ async def aload_credentials(
     checked = _check(credentials)
     if isinstance(checked, DcsCredentials):
         return checked
-    try:
-        return await DcsCredentials.aload(checked)
-    except (ValueError, RuntimeError) as exc:
-        raise _not_found(checked, exc) from None
+    return await aload_block(DcsCredentials, checked)
 
 
 __all__ = ["DEFAULT_BLOCK_NAME", "BlockName", "aload_credentials", "load_credentials"]

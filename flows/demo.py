@@ -197,7 +197,7 @@ async def _rehearse(
         async with credentials.get_async_client() as client:
             while not runbook.done():
                 task = await client.show_migration_task(task_id)
-                line = f"{task.task_name}: {task.raw_status}"
+                line = f"{task.task_name}: {task.status_text}"
                 if task.task_status:
                     line += f" / {task.task_status}"
                 if line != shown:  # each change as a line too, for logs that are no terminal

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from prefect.events import Event, emit_event
 
-from blocks.models import MigrationTask, MigrationTaskSummary
+from blocks.models import MigrationTask, MigrationTaskSummary, StatusMeaning
 
 STATUS_CHANGED = "dcs.migration.status-changed"
 READY_FOR_CUTOVER = "dcs.migration.ready-for-cutover"
@@ -51,15 +51,16 @@ def resource(
     return labels
 
 
+_OUTCOMES = {
+    StatusMeaning.READY_FOR_CUTOVER: READY_FOR_CUTOVER,
+    StatusMeaning.SUCCEEDED: SUCCEEDED,
+    StatusMeaning.FAILED: FAILED,
+}
+
+
 def outcome_event(task: MigrationTask | MigrationTaskSummary) -> str | None:
     """The outcome event a status calls for, if any (none while in progress)."""
-    if task.ready_for_cutover:
-        return READY_FOR_CUTOVER
-    if task.succeeded:
-        return SUCCEEDED
-    if task.failed:
-        return FAILED
-    return None
+    return _OUTCOMES.get(task.meaning)
 
 
 def transition_payload(
@@ -71,7 +72,7 @@ def transition_payload(
         "task_name": task.task_name,
         "project_id": project_id,
         "old_status": old_status,
-        "new_status": task.raw_status or task.status.value,
+        "new_status": task.status_text,
         "task_status": getattr(task, "task_status", None),
         "migration_type": task.migration_type,
         "migration_method": task.migration_method,

@@ -19,8 +19,8 @@ class LiveObserver(WatchObserver):
         self.bar = bar
 
     async def changed(self, previous: MigrationTask | None, task: MigrationTask) -> None:
-        old = previous.raw_status if previous is not None else None
-        new = task.raw_status or task.status.value
+        old = previous.status_text if previous is not None else None
+        new = task.status_text
         self.display.console.print(
             f"{task.task_name or task.task_id}: {old or '(first look)'} -> [bold]{new}[/bold]"
         )

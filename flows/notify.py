@@ -1,10 +1,11 @@
 """Notifications about a migration task, through any Prefect notification block.
 
-`format_message` turns a task into a plain-text subject and body; `send_notification` (one
-Prefect task run) sends them through a list of saved blocks named `"<type-slug>/<name>"`;
-`notify_migration` does both. Nothing here ever writes a secret: the message is built from
-named fields only, and a block's failure is logged as its name, the exception type and a
-message with URLs and the block's secrets cut out, because webhook URLs are secrets.
+`send_notification` (one Prefect task run) sends a subject and body through a list of saved
+blocks named `"<type-slug>/<name>"`; `notify_migration` formats the message about a task
+(`flows.message.format_message`, re-exported here) and sends it. Nothing here ever writes
+a secret: a block's failure is logged as its name, the exception type and a message with
+URLs and the block's secrets cut out (`blocks.redaction`), because webhook URLs are
+secrets; blocks are loaded by `flows.saved_blocks`.
 
 ```python
 from prefect import flow
@@ -26,286 +27,44 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
-import re
-from collections.abc import Iterator
-from contextvars import ContextVar
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import httpx
 from prefect import get_run_logger, task
 from prefect.blocks.abstract import NotificationBlock
-from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
-from prefect.runtime import flow_run as runtime_flow_run
-from prefect.utilities.urls import url_for
-from pydantic import BaseModel, SecretStr
 
 from blocks.errors import DcsValidationError, NotificationError
-from blocks.models import MASKED, MigrationTask
-
-#: How `send_notification` wants each block named, e.g. "slack-webhook/ops".
-BLOCK_NAME_FORM = "<block-type-slug>/<block-name>"
+from blocks.models import MigrationTask
+from blocks.redaction import block_secrets, redact_urls, redacting_urls, scrub
+from flows.message import format_message, one_line
+from flows.saved_blocks import BLOCK_NAME_FORM, UnusableBlock, aload_block, check_block_names
 
 #: The longest one block may take to send. A block that never answers must not hold a
 #: runbook forever; Prefect's webhook block gives up after 10 s by itself, so this only
 #: catches the ones that hang.
 SEND_TIMEOUT_SECONDS = 60.0
-# Chat services cut long messages; an error text pasted whole could be kilobytes.
-_MAX_DETAIL = 2000
+# An exception's text can be kilobytes (a whole HTML page): a log line keeps its start.
 _MAX_REASON = 200
-# Secrets shorter than this are not cut out of free text: replacing "ab" everywhere would
-# garble the message and tell a reader more about the secret than leaving it.
-_MIN_SCRUB = 4
-# Path segments this long are tokens (Slack's is 24 characters), shorter ones are words.
-_MIN_URL_PART = 12
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-# Block fields whose plain-string values are secret too: a webhook URL carries its token.
-_SENSITIVE_FIELD = re.compile(r"url|secret|token|key|password|header|cookie|param", re.I)
+_WHAT = "notification block"
 
 
-# --- the message ----------------------------------------------------------------------
+async def _load_all(names: list[str]) -> list[NotificationBlock | BaseException]:
+    """Each block, or why it could not be loaded (an `UnusableBlock` for the block's fault)."""
+    # The ignore: mypy wants a concrete class for type[B] (python/mypy#4717), while the
+    # loader only checks isinstance against it.
+    kind: type[NotificationBlock] = NotificationBlock  # type: ignore[type-abstract]
+    loaded = await asyncio.gather(
+        *(aload_block(kind, name, what=_WHAT) for name in names), return_exceptions=True
+    )
+    for item in loaded:
+        if isinstance(item, BaseException) and not isinstance(item, Exception):
+            raise item  # cancelled or interrupted: not a block's failure to report
+    return loaded
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _utc(value: datetime) -> datetime:
-    # Naive times are UTC, as in blocks.models, so a naive and an aware time subtract.
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-
-
-def _when(value: datetime) -> str:
-    return _utc(value).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 0:
-        return "unknown (ends before it starts)"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h {minutes:02d}m {seconds:02d}s"
-    if hours:
-        return f"{hours}h {minutes:02d}m {seconds:02d}s"
-    if minutes:
-        return f"{minutes}m {seconds:02d}s"
-    return f"{seconds}s"
-
-
-def _span(label: str, start: datetime | str | None, end: datetime | str | None) -> str | None:
-    # A date DCS sent in a format we do not read stays text on the task: no span from it.
-    start = start if isinstance(start, datetime) else None
-    end = end if isinstance(end, datetime) else None
-    if start is not None and end is not None:
-        took = _duration(_utc(end) - _utc(start))
-        return f"{label}: {took} ({_when(start)} -> {_when(end)})"
-    if start is not None:
-        return f"{label}: since {_when(start)}"
-    return None
-
-
-def _status(task: MigrationTask) -> str:
-    raw = task.raw_status or task.status.value
-    if task.ready_for_cutover:
-        meaning = "ready for cutover"
-    elif task.succeeded:
-        meaning = "succeeded"
-    elif task.failed:
-        meaning = "failed"
-    elif task.in_progress:
-        meaning = "in progress"
-    else:
-        meaning = "unknown status"
-    return f"{raw} ({meaning})"
-
-
-def _current_flow_run() -> tuple[str | None, str | None]:
-    """(name, UI URL) of the flow run we are in, from the run context: no API call."""
-    context = FlowRunContext.get()
-    if context is not None and context.flow_run is not None:
-        return context.flow_run.name, url_for("flow-run", obj_id=context.flow_run.id)
-    # A task run without its flow's context (or PREFECT__FLOW_RUN_ID) still knows the id;
-    # its name would cost a blocking API call, so the URL has to do.
-    # url_for, not runtime.flow_run.ui_url: that one prints "None/..." without a UI URL.
-    run_id = runtime_flow_run.get_id()
-    return None, url_for("flow-run", obj_id=run_id) if run_id else None
-
-
-def _task_secrets(original: object, masked: object) -> Iterator[str]:
-    """Every value `masked()` hid: the model's own idea of a secret, not a second list."""
-    if isinstance(original, SecretStr) and isinstance(masked, SecretStr):
-        if original.get_secret_value() != masked.get_secret_value():
-            yield original.get_secret_value()
-    elif isinstance(original, BaseModel) and isinstance(masked, BaseModel):
-        for values, masked_values in (
-            (original.__dict__, masked.__dict__),
-            (original.model_extra or {}, masked.model_extra or {}),
-        ):
-            for key, value in values.items():
-                yield from _task_secrets(value, masked_values.get(key))
-    elif isinstance(original, dict) and isinstance(masked, dict):
-        for key, value in original.items():
-            yield from _task_secrets(value, masked.get(key))
-    elif isinstance(original, list) and isinstance(masked, list):
-        for value, masked_value in zip(original, masked, strict=True):
-            yield from _task_secrets(value, masked_value)
-    elif isinstance(original, str) and original != masked:
-        yield original
-
-
-def _scrub(text: str, secrets: set[str]) -> str:
-    # Longest first, so a secret that contains another is replaced whole.
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= _MIN_SCRUB:
-            text = text.replace(secret, MASKED)
-    return text
-
-
-def format_message(
-    task: MigrationTask,
-    *,
-    event: str,
-    flow_run_name: str | None = None,
-    flow_run_url: str | None = None,
-    started_at: datetime | None = None,
-    ended_at: datetime | None = None,
-    detail: str | None = None,
-) -> tuple[str, str]:
-    """(subject, body) in plain text about `task`; built from named fields, never a secret.
-
-    ```python
-    subject, body = format_message(task, event="ready-for-cutover", detail="cut over at 22:00")
-    ```
-    """
-    if flow_run_name is None or flow_run_url is None:
-        context_name, context_url = _current_flow_run()
-        flow_run_name = flow_run_name or context_name
-        flow_run_url = flow_run_url or context_url
-    name = task.task_name or "(unnamed)"
-    task_id = task.task_id or "?"
-    status = _status(task)
-    subject = _one_line(f"DCS migration {event}: {name} ({task_id}) {status}")
-    lines = [
-        f"Migration task: {name} ({task_id})",
-        f"Event: {_one_line(event)}",
-        f"Status: {status}",
-    ]
-    if task.task_status:
-        lines.append(f"IP switch (task_status): {task.task_status}")
-    kind = " / ".join(part for part in (task.migration_type, task.migration_method) if part)
-    if kind:
-        lines.append(f"Migration type: {kind}")
-    lines += [
-        line
-        for line in (
-            _span("Migration time", task.created_at, task.updated_at),
-            _span("Watch time", started_at, ended_at),
-        )
-        if line is not None
-    ]
-    if flow_run_name or flow_run_url:
-        where = " at ".join(part for part in (flow_run_name, flow_run_url) if part)
-        lines.append(f"Flow run: {where}")
-    if detail:
-        text = detail if len(detail) <= _MAX_DETAIL else detail[:_MAX_DETAIL] + "..."
-        lines.append(f"Detail: {text}")
-    body = "\n".join(lines)
-    # The message names no secret field, but `detail` is free text (an error message, say)
-    # and may quote one: cut out every value the task itself holds as secret.
-    if task.has_unmasked_secrets():
-        secrets = set(_task_secrets(task, task.masked()))
-        subject, body = _scrub(subject, secrets), _scrub(body, secrets)
-    return subject, body
-
-
-# --- sending --------------------------------------------------------------------------
-
-
-def _name_problem(name: object) -> str | None:
-    if not isinstance(name, str):
-        # Not its repr: a block passed by mistake would print its URL.
-        return f"a {type(name).__name__} is not a block name ({BLOCK_NAME_FORM!r})"
-    slug, slash, document = name.partition("/")
-    if not slash or not slug.strip() or not document.strip() or "/" in document:
-        return f"{name!r} is not of the form {BLOCK_NAME_FORM!r} (e.g. 'slack-webhook/ops')"
-    return None
-
-
-def _check_names(names: list[str]) -> None:
-    problems = [problem for name in names if (problem := _name_problem(name)) is not None]
-    if problems:
-        msg = f"bad notification block name: {'; '.join(problems)}"
-        raise DcsValidationError(msg)
-
-
-class _Unusable(Exception):
-    """A block that will never work as named: raised as one DcsValidationError for all."""
-
-
-async def _load(name: str) -> NotificationBlock:
-    try:
-        block = await Block.aload(name)
-    except ValueError as exc:
-        # Not found (or a document that no longer validates). Prefect's text may quote the
-        # stored data, which holds the URL: say only the type of the failure.
-        slug, _, document = name.partition("/")
-        msg = (
-            f"{name!r} could not be loaded ({type(exc).__name__}): is there a block of type "
-            f"{slug!r} named {document!r}? (Prefect UI: Blocks)"
-        )
-        raise _Unusable(msg) from None
-    if not isinstance(block, NotificationBlock):
-        msg = (
-            f"{name!r} is a {type(block).__name__} block, not a notification block "
-            f"(prefect.blocks.abstract.NotificationBlock, e.g. slack-webhook, custom-webhook)"
-        )
-        raise _Unusable(msg)
-    return block
-
-
-def _block_secrets(block: Block) -> set[str]:
-    """Strings in a block that must not be logged: its secrets, URL, headers, params."""
-    found: set[str] = set()
-
-    def collect(value: object, sensitive: bool) -> None:
-        reveal = getattr(value, "get_secret_value", None)
-        if callable(reveal):  # SecretStr, Prefect's SecretDict: all of it is secret
-            collect(reveal(), True)
-        elif isinstance(value, BaseModel):  # a nested block
-            for key, item in value.__dict__.items():
-                collect(item, sensitive or bool(_SENSITIVE_FIELD.search(key)))
-        elif isinstance(value, dict):
-            for item in value.values():
-                collect(item, sensitive)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                collect(item, sensitive)
-        elif isinstance(value, str) and sensitive:
-            found.add(value)
-            found.update(_url_parts(value))
-
-    collect(block, False)
-    return found
-
-
-def _url_parts(text: str) -> set[str]:
-    """The parts of a URL that carry its secret, so an error quoting one alone is caught too:
-    user info, long path segments (Slack's /T../B../<token>), query values."""
-    if not _URL.fullmatch(text):
-        return set()
-    try:
-        url = httpx.URL(text)
-    except (httpx.InvalidURL, ValueError):
-        return set()
-    parts = {url.password or "", *(value for _, value in url.params.multi_items())}
-    # Cutting out "hooks" or "services" would hide nothing and garble every message.
-    parts.update(segment for segment in url.path.split("/") if len(segment) >= _MIN_URL_PART)
-    return {part for part in parts if len(part) >= _MIN_SCRUB}
+def _unusable(loaded: list[NotificationBlock | BaseException]) -> list[str]:
+    return [str(item) for item in loaded if isinstance(item, UnusableBlock)]
 
 
 def _reason(exc: BaseException, secrets: set[str]) -> str:
@@ -317,55 +76,22 @@ def _reason(exc: BaseException, secrets: set[str]) -> str:
         return f"no answer within {SEND_TIMEOUT_SECONDS:g} s"
     # Prefect's Apprise blocks raise a NotificationError whose text is in `.log`.
     text = str(exc) or str(getattr(exc, "log", "") or "")
-    text = _one_line(_URL.sub("<url>", _scrub(text, secrets)))
+    text = one_line(redact_urls(scrub(text, secrets)))
     if len(text) > _MAX_REASON:
         text = text[:_MAX_REASON] + "..."
     return text or "(no message)"
 
 
-_sending: ContextVar[bool] = ContextVar("dcs_notification_sending", default=False)
-
-
-class _RedactUrls(logging.Filter):
-    """Cuts URLs out of httpx's own request log line while a notification is being sent.
-
-    httpx logs `HTTP Request: POST <url> ...` at INFO, and a webhook's URL is its secret:
-    that line reaches the console at INFO, and the Prefect API when httpx is one of
-    PREFECT_LOGGING_EXTRA_LOGGERS. Every other request in the process is left alone.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _sending.get():
-            try:
-                message = record.getMessage()
-            except (TypeError, ValueError):  # a malformed record: drop its arguments too
-                message = str(record.msg)
-            record.msg, record.args = _URL.sub("<url>", message), ()
-        return True
-
-
-_REDACT_URLS = _RedactUrls()
-
-
 async def _send(block: NotificationBlock, body: str, subject: str) -> None:
-    httpx_logger = logging.getLogger("httpx")
-    if _REDACT_URLS not in httpx_logger.filters:
-        httpx_logger.addFilter(_REDACT_URLS)
-    # A context variable, not a global flag: unrelated requests made meanwhile by other
-    # coroutines or threads (Prefect's own API calls) keep their log lines as they are.
-    sending = _sending.set(True)
-    try:
-        # Apprise-based blocks report a failed send only as a log line unless asked to raise.
-        with block.raise_on_failure():
-            # Prefect's blocks wrap notify in async_dispatch: inside this async task it
-            # returns the coroutine of `anotify`. A third-party block may define a plain
-            # async notify, or (against the ABC) a sync one that has already run: await
-            # only what needs it.
-            sent = block.notify(body, subject)
-            if inspect.isawaitable(sent):
-                await asyncio.wait_for(sent, timeout=SEND_TIMEOUT_SECONDS)
-    finally:
-        _sending.reset(sending)
+    # A webhook's URL is its secret, and httpx logs the URL of every request it sends.
+    # Apprise-based blocks report a failed send only as a log line unless asked to raise.
+    with redacting_urls(), block.raise_on_failure():
+        # Prefect's blocks wrap notify in async_dispatch: inside this async task it returns
+        # the coroutine of `anotify`. A third-party block may define a plain async notify,
+        # or (against the ABC) a sync one that has already run: await only what needs it.
+        sent = block.notify(body, subject)
+        if inspect.isawaitable(sent):
+            await asyncio.wait_for(sent, timeout=SEND_TIMEOUT_SECONDS)
 
 
 # No cache: every call is a new message that must go out, even with the same text.
@@ -387,13 +113,10 @@ async def send_notification(
     """
     if not notification_blocks:
         return {}
-    _check_names(notification_blocks)
+    check_block_names(notification_blocks, what=_WHAT)
     names = list(dict.fromkeys(notification_blocks))  # once each, in the order given
-    loaded = await asyncio.gather(*(_load(name) for name in names), return_exceptions=True)
-    for item in loaded:
-        if isinstance(item, BaseException) and not isinstance(item, Exception):
-            raise item  # cancelled or interrupted: not a block's failure to report
-    unusable = [str(item) for item in loaded if isinstance(item, _Unusable)]
+    loaded = await _load_all(names)
+    unusable = _unusable(loaded)
     logger = get_run_logger()
     if unusable and strict:
         msg = f"unusable notification block: {'; '.join(unusable)}"
@@ -403,7 +126,7 @@ async def send_notification(
         logger.warning("notification block skipped: %s", problem)
 
     async def attempt(name: str, block: NotificationBlock | BaseException) -> str:
-        if isinstance(block, _Unusable):
+        if isinstance(block, UnusableBlock):
             return "failed: unusable"
         if isinstance(block, BaseException):
             # Loading failed for another reason than the block (the Prefect API, say).
@@ -413,7 +136,7 @@ async def send_notification(
             try:
                 await _send(block, body, subject)
             except Exception as exc:
-                error, secrets = exc, _block_secrets(block)
+                error, secrets = exc, block_secrets(block)
             else:
                 return "sent"
         # No exc_info: the traceback would print the exception's own text, URL and all.
@@ -448,11 +171,8 @@ async def check_notification_blocks(notification_blocks: list[str]) -> None:
     A runbook calls this before it waits for hours, so that a typo in a block name fails at
     once, not when the first message is due.
     """
-    _check_names(notification_blocks)
-    loaded = await asyncio.gather(
-        *(_load(name) for name in notification_blocks), return_exceptions=True
-    )
-    unusable = [str(item) for item in loaded if isinstance(item, _Unusable)]
+    check_block_names(notification_blocks, what=_WHAT)
+    unusable = _unusable(await _load_all(notification_blocks))
     if unusable:
         msg = f"unusable notification block: {'; '.join(unusable)}"
         raise DcsValidationError(msg)

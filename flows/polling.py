@@ -188,8 +188,7 @@ class WatchObserver:
 def _failed(task: MigrationTask) -> MigrationFailed:
     msg = (
         f"migration task {task.task_id!r} ({task.task_name or 'unnamed'}) ended in status "
-        f"{task.raw_status or task.status.value}"
-        + (f" (task_status {task.task_status})" if task.task_status else "")
+        f"{task.status_text}" + (f" (task_status {task.task_status})" if task.task_status else "")
     )
     return MigrationFailed(msg, task=task.masked())
 

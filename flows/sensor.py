@@ -253,17 +253,13 @@ async def _look(client: AsyncDcsClient, selection: _Selection, recorded: dict[st
     return look
 
 
-def _status(item: AnyTask) -> str:
-    return item.raw_status or item.status.value
-
-
 def _deleted_task(task_id: str) -> MigrationTaskSummary:
     return MigrationTaskSummary.model_validate({"task_id": task_id, "status": _DELETED})
 
 
 def _transitions(look: _Look, recorded: dict[str, str]) -> Iterable[tuple[AnyTask, str | None]]:
     for task_id, item in look.seen.items():
-        if recorded.get(task_id) != _status(item):
+        if recorded.get(task_id) != item.status_text:
             yield item, recorded.get(task_id)
     for task_id in look.deleted:
         if recorded.get(task_id) != _DELETED:
@@ -273,7 +269,7 @@ def _transitions(look: _Look, recorded: dict[str, str]) -> Iterable[tuple[AnyTas
 def _next_record(look: _Look, recorded: dict[str, str], selection: _Selection) -> dict[str, str]:
     """The record after this look: tasks not seen keep their last recorded status."""
     statuses = dict(recorded)
-    statuses.update({task_id: _status(item) for task_id, item in look.seen.items()})
+    statuses.update({task_id: item.status_text for task_id, item in look.seen.items()})
     for task_id in look.deleted:
         if selection.task_ids is None:
             statuses.pop(task_id, None)  # it will never be listed again
@@ -284,7 +280,9 @@ def _next_record(look: _Look, recorded: dict[str, str], selection: _Selection) -
 
 def _transition_line(item: AnyTask, old_status: str | None) -> str:
     before = old_status if old_status is not None else "(first seen)"
-    line = f"migration task {item.task_name or '?'} ({item.task_id}): {before} -> {_status(item)}"
+    line = (
+        f"migration task {item.task_name or '?'} ({item.task_id}): {before} -> {item.status_text}"
+    )
     if item.is_unknown_status:
         line += " (a status this package does not know)"
     return line
@@ -323,7 +321,7 @@ async def check_migration_statuses(
     if statuses != record.statuses:
         await _save_record(record, statuses)
 
-    seen = {task_id: _status(item) for task_id, item in look.seen.items()}
+    seen = {task_id: item.status_text for task_id, item in look.seen.items()}
     seen.update(dict.fromkeys(look.deleted, _DELETED))
     if look.error is not None:
         then = (

@@ -17,7 +17,7 @@ def status_line(task: MigrationTask) -> str:
     """
     return (
         f"migration task {task.task_name or '?'!s} ({task.task_id}): "
-        f"status {task.raw_status or '?'}, task_status {task.task_status or '-'}"
+        f"status {task.status_text}, task_status {task.task_status or '-'}"
     )
 
 
@@ -41,7 +41,7 @@ def fetch_migration_task(
 
     @flow
     def check() -> str:
-        return fetch_migration_task("a276c1ffa0a54c2597fc824b917db317", "dcs").status.value
+        return fetch_migration_task("a276c1ffa0a54c2597fc824b917db317", "dcs").status_text
     ```
     """
     block = load_credentials(credentials)

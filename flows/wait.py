@@ -61,8 +61,8 @@ class PrefectObserver(WatchObserver):
         self._progress: dict[str, tuple[UUID, int]] = {}
 
     async def changed(self, previous: MigrationTask | None, task: MigrationTask) -> None:
-        old = previous.raw_status if previous is not None else None
-        new = task.raw_status or task.status.value
+        old = previous.status_text if previous is not None else None
+        new = task.status_text
         self.logger.info(
             "migration task %s (%s): %s -> %s%s",
             task.task_name or "?",

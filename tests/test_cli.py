@@ -44,6 +44,47 @@ def test_status_prints_one_line(dcs: ScriptedDcs, capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.parametrize(
+    ("sent", "other"),
+    [
+        pytest.param("INCRMIGEATING", "INCRMIGRATING", id="live-spelling"),
+        pytest.param("INCRMIGRATING", "INCRMIGEATING", id="documented-spelling"),
+    ],
+)
+def test_status_and_watch_spell_the_status_as_sent(
+    dcs: ScriptedDcs, capsys: pytest.CaptureFixture[str], sent: str, other: str
+) -> None:
+    """status, and every line of watch (its last, "done: ...", too) show what DCS sent."""
+    dcs.scripts[TASK_ID] = ["MIGRATING", sent]
+    assert main(["watch", TASK_ID, "--interval", "10"]) == EXIT_OK
+    assert main(["status", TASK_ID]) == EXIT_OK
+    out = " ".join(capsys.readouterr().out.split())  # as one line: Rich wraps long ones
+    assert f"MIGRATING -> {sent}" in out
+    assert f"done: migration-{TASK_ID} (a276c1ff...) {sent}" in out
+    assert f"migration-{TASK_ID} ({TASK_ID}): {sent} task_status - ready for cutover" in out
+    assert other not in out
+
+
+@pytest.mark.parametrize(
+    ("task_status", "stage"),
+    [
+        pytest.param("EXCHANGING", "IP exchange under way", id="exchanging"),
+        pytest.param("EXCHANGE_SUCCESS", "IP exchange done", id="exchanged"),
+        pytest.param("ROLLBACK_SUCCESS", "IP exchange rolled back", id="rolled-back"),
+    ],
+)
+def test_status_says_where_the_ip_exchange_is(
+    dcs: ScriptedDcs, capsys: pytest.CaptureFixture[str], task_status: str, stage: str
+) -> None:
+    """Once task_status names an exchange, status says so, no longer "ready for cutover"."""
+    dcs.scripts[TASK_ID] = ["INCRMIGEATING"]
+    dcs.loose = {"task_status": task_status}
+    assert main(["status", TASK_ID]) == EXIT_OK
+    out = " ".join(capsys.readouterr().out.split())  # as one line: Rich wraps long ones
+    assert out.endswith(f"INCRMIGEATING task_status {task_status} {stage}")
+    assert "ready for cutover" not in out
+
+
+@pytest.mark.parametrize(
     ("steps", "code"),
     [
         pytest.param(["RUNNING", "FULLMIGRATING", "FULLMIGRATING", "SUCCESS"], EXIT_OK, id="done"),

@@ -235,10 +235,10 @@ def test_exchanging(task_status: str | None, exchanging: bool) -> None:
 
 
 def test_describe_and_str() -> None:
-    """describe() gives name, short id and status (raw when unknown); str(status) is its value."""
+    """describe() gives name, short id and status as DCS sent it; str(status) is its value."""
     assert f"{S.INCRMIGEATING} {S.SUCCESS!s}" == "INCRMIGRATING SUCCESS"
     task = MigrationTaskSummary(task_name="m1", task_id="a276c1ffa0a5", status="INCRMIGEATING")
-    assert task.describe() == "m1 (a276c1ff...) INCRMIGRATING"
+    assert task.describe() == "m1 (a276c1ff...) INCRMIGEATING"
     unknown = MigrationTask(task_id="abc", status="PAUSED")
     assert unknown.describe() == "(unnamed) (abc) 'PAUSED' (unknown status)"
 
@@ -294,9 +294,9 @@ def test_public_names_are_pinned() -> None:
     assert set(blocks.models.__all__) == {
         "EXCHANGE_SUCCESS", "EXCHANGING", "FAILED_STATUSES", "IN_PROGRESS_STATUSES", "MASKED",
         "READY_FOR_CUTOVER_STATUSES", "ROLLBACK_SUCCESS", "SUCCEEDED_STATUSES", "BackupFile",
-        "BackupFiles", "DcsModel", "MigrationLog", "MigrationStatus", "MigrationTask",
-        "MigrationTaskList", "MigrationTaskLogs", "MigrationTaskStats", "MigrationTaskSummary",
-        "SourceInstance", "TargetInstance",
+        "BackupFiles", "DcsModel", "IpExchange", "MigrationLog", "MigrationStatus",
+        "MigrationTask", "MigrationTaskList", "MigrationTaskLogs", "MigrationTaskStats",
+        "MigrationTaskSummary", "SourceInstance", "StatusMeaning", "TargetInstance",
     }  # fmt: skip
     assert all(hasattr(blocks.models, name) for name in blocks.models.__all__)
 
