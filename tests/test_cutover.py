@@ -1,6 +1,7 @@
 """flows.cutover: the IP exchange and its rollback are requested at most once per attempt.
 
-The fake DCS (tests/cutover_dcs.py) is stateful; flows run under `FakeTime`.
+The fake DCS (tests/fakes.py, in cutover mode via tests/cutover_dcs.py) is stateful; flows
+run under `FakeTime`.
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ from flows.clock import FakeTime, use_time
 from flows.cutover import exchange_instance_ip
 from flows.records import cutover_record_name
 from tests.conftest import StubDcs
-from tests.cutover_dcs import REDIS_PASSWORD, TOKEN, FakeDcs
+from tests.cutover_dcs import TOKEN, CutoverDcs
+from tests.fakes import PASSWORD
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 @pytest.fixture
-def dcs(stub_dcs: StubDcs) -> FakeDcs:
+def dcs(stub_dcs: StubDcs) -> CutoverDcs:
     """The fake DCS, with a fresh task id and a block pointed at it."""
-    return FakeDcs(stub_dcs)
+    return CutoverDcs(stub_dcs)
 
 
 @pytest.mark.parametrize(
@@ -42,7 +44,7 @@ def dcs(stub_dcs: StubDcs) -> FakeDcs:
     ],
 )
 async def test_exchange_succeeds_with_one_request(
-    dcs: FakeDcs,
+    dcs: CutoverDcs,
     after: list[str | int],
     post_answer: tuple[int, bytes],
     caplog: pytest.LogCaptureFixture,
@@ -61,7 +63,7 @@ async def test_exchange_succeeds_with_one_request(
     logs = "\n".join(r.getMessage() for r in caplog.records)
     assert logs.count("cannot read the task") == (1 if 503 in after else 0)
     for text in (task.model_dump_json(), json.dumps(saved), logs):
-        assert REDIS_PASSWORD not in text
+        assert PASSWORD not in text
         assert TOKEN not in text
 
 
@@ -89,7 +91,7 @@ async def test_exchange_succeeds_with_one_request(
     ],
 )  # fmt: skip
 async def test_exchange_failure_is_reported(
-    dcs: FakeDcs,
+    dcs: CutoverDcs,
     after: list[str | int],
     post_answer: tuple[int, bytes],
     options: dict[str, Any],
@@ -106,7 +108,7 @@ async def test_exchange_failure_is_reported(
     assert (await dcs.record())["state"] == state
 
 
-async def test_a_refused_request_does_not_block_the_next_one(dcs: FakeDcs) -> None:
+async def test_a_refused_request_does_not_block_the_next_one(dcs: CutoverDcs) -> None:
     """A request DCS refused switched nothing: the next run asks again, without force."""
     dcs.after["exchange-ip"] = [EXCHANGING, EXCHANGE_SUCCESS]
     dcs.post_answer = (400, b'{"error_code": "DCS.4972", "error_msg": "not yet"}')
@@ -119,7 +121,7 @@ async def test_a_refused_request_does_not_block_the_next_one(dcs: FakeDcs) -> No
     assert (await dcs.record())["state"] == "succeeded"
 
 
-async def test_a_blank_task_status_mid_exchange_is_not_an_end(dcs: FakeDcs) -> None:
+async def test_a_blank_task_status_mid_exchange_is_not_an_end(dcs: CutoverDcs) -> None:
     """DCS showing no task_status for a moment during the switch does not fail the cutover."""
     dcs.after["exchange-ip"] = [EXCHANGING, "", EXCHANGING, EXCHANGE_SUCCESS]
     task = await dcs.switch()
@@ -128,7 +130,7 @@ async def test_a_blank_task_status_mid_exchange_is_not_an_end(dcs: FakeDcs) -> N
 
 
 async def test_flow_retry_does_not_request_again(
-    dcs: FakeDcs, caplog: pytest.LogCaptureFixture
+    dcs: CutoverDcs, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A flow retried after the exchange follows DCS instead of POSTing a second time."""
     attempts: list[str | None] = []
@@ -159,7 +161,7 @@ async def test_flow_retry_does_not_request_again(
     ],
 )
 async def test_a_later_run_requests_only_with_force(
-    dcs: FakeDcs, shown: list[str | int], force: bool, posts: int
+    dcs: CutoverDcs, shown: list[str | int], force: bool, posts: int
 ) -> None:
     """A new flow run for an exchanged task is refused, or follows, unless force=True."""
     await dcs.switch()
@@ -180,7 +182,7 @@ async def test_a_later_run_requests_only_with_force(
 
 
 @pytest.mark.parametrize("force", [pytest.param(False, id="plain"), pytest.param(True, id="force")])
-async def test_never_requests_while_dcs_is_exchanging(dcs: FakeDcs, force: bool) -> None:
+async def test_never_requests_while_dcs_is_exchanging(dcs: CutoverDcs, force: bool) -> None:
     """With no record but DCS already EXCHANGING, even force=True only follows and records."""
     dcs.show(EXCHANGING, EXCHANGING, EXCHANGE_SUCCESS)
     assert (await dcs.switch(force=force)).task_status == EXCHANGE_SUCCESS
@@ -188,7 +190,7 @@ async def test_never_requests_while_dcs_is_exchanging(dcs: FakeDcs, force: bool)
     assert (await dcs.record())["state"] == "succeeded"
 
 
-async def test_rollback_has_its_own_record(dcs: FakeDcs) -> None:
+async def test_rollback_has_its_own_record(dcs: CutoverDcs) -> None:
     """Rollback follows to ROLLBACK_SUCCESS; a new exchange after it then needs force=True."""
     await dcs.switch()
     assert (await dcs.switch(rollback=True)).task_status == ROLLBACK_SUCCESS
@@ -229,7 +231,7 @@ def test_record_names_are_valid_and_distinct(task_id: str) -> None:
     ],
 )  # fmt: skip
 async def test_two_runs_racing_send_one_request(
-    dcs: FakeDcs, first_answer: tuple[int, bytes], shown_after: str | None, force: bool
+    dcs: CutoverDcs, first_answer: tuple[int, bytes], shown_after: str | None, force: bool
 ) -> None:
     """Two runs that read the same latest record at once: one claims and POSTs, one refuses."""
     dcs.post_answer = first_answer

@@ -20,7 +20,7 @@ from prefect.settings import PREFECT_API_URL
 from blocks.errors import CutoverAlreadyRequested
 from blocks.models import EXCHANGE_SUCCESS, EXCHANGING
 from tests.conftest import PROJECT_ID, StubDcs
-from tests.cutover_dcs import FakeDcs
+from tests.cutover_dcs import CutoverDcs
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -28,9 +28,9 @@ VICTIM = Path(__file__).parent / "cutover_victim.py"
 
 
 @pytest.fixture
-def dcs(stub_dcs: StubDcs) -> FakeDcs:
+def dcs(stub_dcs: StubDcs) -> CutoverDcs:
     """The fake DCS, with a fresh task id and a block pointed at it."""
-    return FakeDcs(stub_dcs)
+    return CutoverDcs(stub_dcs)
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Victim:
 
 
 @pytest.fixture
-def victim(dcs: FakeDcs, tmp_path: Path) -> Iterator[Victim]:
+def victim(dcs: CutoverDcs, tmp_path: Path) -> Iterator[Victim]:
     """A started victim process, always killed at the end."""
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     env["PYTHONPATH"] = os.pathsep.join([str(VICTIM.parent.parent), env.get("PYTHONPATH", "")])
@@ -81,7 +81,7 @@ def victim(dcs: FakeDcs, tmp_path: Path) -> Iterator[Victim]:
         started.kill()
 
 
-async def test_killed_while_following(dcs: FakeDcs, victim: Victim) -> None:
+async def test_killed_while_following(dcs: CutoverDcs, victim: Victim) -> None:
     """A worker SIGKILLed after its POST: the next run finds EXCHANGE_SUCCESS, no 2nd POST."""
     dcs.after["exchange-ip"] = [EXCHANGING]  # until the victim is dead
     await victim.wait_for(lambda: dcs.posts["exchange-ip"] == 1 and dcs.gets_after_post >= 2)
@@ -97,7 +97,7 @@ async def test_killed_while_following(dcs: FakeDcs, victim: Victim) -> None:
     assert finished["flow_run_id"] == orphan["flow_run_id"]
 
 
-async def test_killed_before_the_request_reached_dcs(dcs: FakeDcs, victim: Victim) -> None:
+async def test_killed_before_the_request_reached_dcs(dcs: CutoverDcs, victim: Victim) -> None:
     """Killed between intent and POST: the next run refuses rather than POSTing blind."""
     dcs.hold_posts = True
     try:
