@@ -7,7 +7,6 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -23,6 +22,8 @@ from flows.clock import FakeTime, use_time
 from flows.events import FAILED, READY_FOR_CUTOVER, STATUS_CHANGED, SUCCEEDED
 from flows.sensor import migration_sensor
 from tests.conftest import PROJECT_ID, StubDcs
+from tests.fakes import PASSWORD as REDIS_PASSWORD
+from tests.fakes import FakeDcs
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -30,53 +31,13 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 __all__ = ["asserting_events_worker", "reset_worker_events"]
 
 TOKEN = "sensor-token-canary-7c1d"
-REDIS_PASSWORD = "redis-password-canary-9b2e"
 LIST_PATH = f"/v2/{PROJECT_ID}/migration-tasks"
 DETAIL_PATH = f"/v2/{PROJECT_ID}/migration-task/"
-
-
-class FakeDcs:
-    """A DCS project: list pages and details from a mutable dict of tasks, 503 on demand."""
-
-    def __init__(self) -> None:
-        self.tasks: dict[str, dict[str, Any]] = {}
-        # Found by id, missing from the paged list (pages shifted), shown when asked by name.
-        self.hidden: dict[str, dict[str, Any]] = {}
-        # Deleted, but the detail still reads (SUCCESS, as DCS answers for a while): no list.
-        self.deleted: dict[str, dict[str, Any]] = {}
-        self.fail_from_offset: int | None = None  # list pages from here on, and details, 503
-
-    def add(self, task_id: str, status: str, name: str | None = None) -> None:
-        self.tasks[task_id] = {
-            "task_id": task_id,
-            "task_name": name or f"name-{task_id}",
-            "status": status,
-            "migration_type": "incremental_migration",
-            "migration_method": "online_migration",
-            "source_instance_password": REDIS_PASSWORD,  # a field DCS might add one day
-        }
-
-    def __call__(
-        self, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
-        url = urlsplit(path)
-        query = {key: values[0] for key, values in parse_qs(url.query).items()}
-        offset = int(query.get("offset", 0))
-        if self.fail_from_offset is not None and offset >= self.fail_from_offset:
-            return 503, {"X-Request-Id": "r503"}, b'{"error_code": "DCS.5000"}'
-        if url.path == LIST_PATH:
-            tasks = list(self.tasks.values())
-            if "name" in query:
-                shown = [*tasks, *self.hidden.values()]
-                tasks = [task for task in shown if query["name"] in task["task_name"]]
-            page = tasks[offset : offset + int(query["limit"])]
-            return 200, {}, json.dumps({"count": len(tasks), "migration_tasks": page}).encode()
-        task_id = url.path.removeprefix(DETAIL_PATH)
-        task = self.tasks.get(task_id) or self.hidden.get(task_id) or self.deleted.get(task_id)
-        if task is None:
-            error = {"error_code": "DCS.4133", "error_msg": "The migration task does not exist."}
-            return 404, {"X-Request-Id": "r404"}, json.dumps(error).encode()
-        return 200, {}, json.dumps(task).encode()
+LISTED = {
+    "migration_type": "incremental_migration",
+    "migration_method": "online_migration",
+    "source_instance_password": REDIS_PASSWORD,  # a field DCS might add one day
+}
 
 
 @pytest.fixture(autouse=True)
@@ -89,9 +50,9 @@ def fake_time() -> Iterator[FakeTime]:
 
 @pytest.fixture
 def dcs(stub_dcs: StubDcs) -> FakeDcs:
-    """The stub serving a FakeDcs project."""
-    fake = FakeDcs()
-    stub_dcs.handler = fake
+    """The stub serving a DCS project whose list pages carry each task's type and method."""
+    fake = FakeDcs(fields=LISTED)
+    stub_dcs.handler = fake.stub_handler
     return fake
 
 
@@ -197,7 +158,7 @@ async def test_a_change_between_runs_is_emitted_once(
     dcs.add("t2", "MIGRATING")
     await migration_sensor(credentials=block_name, state_variable=state)
     events()
-    dcs.tasks["t1"]["status"] = new_status
+    dcs.scripts["t1"] = [new_status]
     caplog.clear()
     with caplog.at_level(logging.INFO):
         for _ in range(2):
@@ -209,7 +170,7 @@ async def test_a_change_between_runs_is_emitted_once(
     }
     lines = [r for r in caplog.records if "->" in r.getMessage()]
     assert len(lines) == 1
-    assert f"name-t1 (t1): MIGRATING -> {new_status}" in lines[0].getMessage()
+    assert f"migration-t1 (t1): MIGRATING -> {new_status}" in lines[0].getMessage()
     assert lines[0].levelname == ("WARNING" if new_status == "PAUSED" else "INFO")
 
 
@@ -266,7 +227,7 @@ async def test_a_deleted_listed_task_emits_failed_once(
     dcs.add("gone", "MIGRATING")
     await migration_sensor(task_ids=["t1", "gone"], credentials=block_name, state_variable=state)
     events()
-    del dcs.tasks["gone"]
+    del dcs.scripts["gone"]
     for _ in range(2):
         seen = await migration_sensor(
             task_ids=["t1", "gone"], credentials=block_name, state_variable=state
@@ -286,8 +247,8 @@ async def test_a_task_deleted_from_a_filtered_project_is_announced_then_forgotte
         dcs.add(task_id, "MIGRATING")
     await migration_sensor(credentials=block_name, state_variable=state)
     events()
-    del dcs.tasks["t2"]
-    dcs.hidden["t3"] = dcs.tasks.pop("t3")  # skipped by the list (a page shift), still there
+    del dcs.scripts["t2"]
+    dcs.hidden.add("t3")  # skipped by the list (a page shift), still there
     for _ in range(2):
         await migration_sensor(credentials=block_name, state_variable=state)
     assert names(events()) == [(FAILED, "t2"), (STATUS_CHANGED, "t2")]
@@ -303,7 +264,8 @@ async def test_a_deleted_task_whose_detail_still_reads_success_is_deleted(
     dcs.add("gone", "MIGRATING")
     await migration_sensor(task_ids=["t1", "gone"], credentials=block_name, state_variable=state)
     events()
-    dcs.deleted["gone"] = {**dcs.tasks.pop("gone"), "status": "SUCCESS"}
+    dcs.scripts["gone"] = ["SUCCESS"]
+    dcs.unlisted.add("gone")  # deleted: no list shows it, yet its detail still reads
     seen = await migration_sensor(
         task_ids=["t1", "gone"], credentials=block_name, state_variable=state
     )
@@ -320,14 +282,8 @@ async def test_events_are_shaped_for_automations_and_hold_no_secret(
 ) -> None:
     """Resource, labels and payload as flows.events says; no password or token anywhere."""
     dcs.add("t1", "INCRMIGEATING", name="prod-cache")
-    dcs.hidden["t2"] = {
-        "task_id": "t2",
-        "task_name": "prod-db",
-        "status": "SUCCESS",
-        "task_status": "EXCHANGE_SUCCESS",
-        "source_instance": {"addrs": "10.0.0.1:6379", "password": REDIS_PASSWORD},
-        "target_instance": {"id": "dcs-1", "password": REDIS_PASSWORD},
-    }
+    dcs.add("t2", "SUCCESS", name="prod-db", task_statuses=["EXCHANGE_SUCCESS"])
+    dcs.hidden.add("t2")
     with caplog.at_level(logging.DEBUG):
         seen = await migration_sensor(
             task_ids=["t1", "t2"], credentials=block_name, state_variable=state
@@ -379,7 +335,7 @@ async def test_a_transient_outage_fails_the_run_and_the_next_run_catches_up(
         dcs.add(f"t{n}", "MIGRATING")
     await migration_sensor(credentials=block_name, state_variable=state)
     events()
-    dcs.tasks["t0"]["status"] = dcs.tasks["t2"]["status"] = "SUCCESS"
+    dcs.scripts["t0"] = dcs.scripts["t2"] = ["SUCCESS"]
     dcs.fail_from_offset = fail_from_offset
     with pytest.raises(DcsServerError, match="HTTP 503"):
         await migration_sensor(credentials=block_name, state_variable=state)
@@ -406,15 +362,15 @@ async def test_a_large_state_spans_several_variables(
     assert len(events()) == 2 * 250
     assert await recorded(state) == seen
     assert await variable(f"{state}--3") is not None
-    for task_id in list(dcs.tasks)[1:]:
-        dcs.tasks[task_id]["status"] = "DELETED"  # as if deleted, without the lookups
+    for task_id in list(dcs.scripts)[1:]:
+        dcs.scripts[task_id] = ["DELETED"]  # as if deleted, without the lookups
     await migration_sensor(credentials=block_name, state_variable=state)
     assert len(events()) == 2 * 249
-    dcs.tasks = dict(list(dcs.tasks.items())[:20])
-    await migration_sensor(task_ids=list(dcs.tasks), credentials=block_name, state_variable=state)
+    dcs.scripts = dict(list(dcs.scripts.items())[:20])
+    await migration_sensor(task_ids=list(dcs.scripts), credentials=block_name, state_variable=state)
     assert events() == []
     await migration_sensor(credentials=block_name, state_variable=state)
-    assert await recorded(state) == {task_id: task["status"] for task_id, task in dcs.tasks.items()}
+    assert await recorded(state) == {task_id: dcs.status_of(task_id) for task_id in dcs.scripts}
     assert await variable(f"{state}--2") is None
 
 
