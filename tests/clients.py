@@ -1,4 +1,4 @@
-"""Run the same call on `DcsClient` and `AsyncDcsClient`, with a fake clock and sleep."""
+"""Run the same call on `DcsClient` and `AsyncDcsClient`, with fake time (`SyncFakeTime`)."""
 
 from __future__ import annotations
 
@@ -13,30 +13,13 @@ from pydantic import SecretStr
 from blocks.auth import TokenAuth
 from blocks.client import AsyncDcsClient, DcsClient
 from blocks.retry import RetryPolicy
+from tests.fakes import SyncFakeTime
 
 ENDPOINT = "https://dcs.example.test"
 PROJECT_ID = "0605767f8d00d5a52f4bc01f1b2d5ac5"
 TOKEN = "test-token-MIIZvQYJKoZIhvcNAQcCoIIZrjCCGaoCAQExDTALBglghkgBZQMEAgEw"
 
 MockHandler = Callable[[httpx.Request], httpx.Response]
-
-
-class FakeClock:
-    """A monotonic clock that moves only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
 
 
 class Twin:
@@ -48,23 +31,23 @@ class Twin:
         self.kind = kind
         self.handler = handler
         self.auth = auth or TokenAuth(SecretStr(TOKEN))
-        self.clock = FakeClock()
+        self.clock = SyncFakeTime()
         self.options = {"retry": RetryPolicy(rng=random.Random(7)), **options}
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call `method` on a fresh client of this flavour and return its result."""
         transport = httpx.MockTransport(self.handler)
-        common = dict(transport=transport, clock=self.clock, **self.options)
+        common = dict(transport=transport, clock=self.clock.monotonic, **self.options)
         if self.kind == "sync":
             with DcsClient(
-                ENDPOINT, PROJECT_ID, self.auth, sleep=self.clock.sleep, **common
+                ENDPOINT, PROJECT_ID, self.auth, sleep=self.clock.sleep_sync, **common
             ) as client:
                 result = getattr(client, method)(*args, **kwargs)
                 return list(result) if method.startswith("iter_") else result
 
         async def run() -> Any:
             async with AsyncDcsClient(
-                ENDPOINT, PROJECT_ID, self.auth, sleep=self.clock.asleep, **common
+                ENDPOINT, PROJECT_ID, self.auth, sleep=self.clock.sleep, **common
             ) as client:
                 result = getattr(client, method)(*args, **kwargs)
                 if method.startswith("iter_"):

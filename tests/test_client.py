@@ -24,6 +24,7 @@ from blocks.errors import (
 from blocks.models import DcsModel, MigrationStatus
 from blocks.retry import RetryPolicy
 from tests.clients import PROJECT_ID, TOKEN, Twin
+from tests.fakes import CannedReplies, ok
 
 TASK_ID = "a276c1ffa0a54c2597fc824b917db317"
 BASE = f"/v2/{PROJECT_ID}"
@@ -33,28 +34,6 @@ BASE = f"/v2/{PROJECT_ID}"
 def kind(request: pytest.FixtureRequest) -> str:
     """Each client test runs on both DcsClient and AsyncDcsClient."""
     return str(request.param)
-
-
-def ok(body: Any = None, status: int = 200) -> httpx.Response:
-    if body is None:
-        return httpx.Response(status, headers={"X-Request-Id": "req-1"})
-    return httpx.Response(status, json=body, headers={"X-Request-Id": "req-1"})
-
-
-class Recorder:
-    """A MockTransport handler that records requests and answers from a list."""
-
-    def __init__(self, *responses: httpx.Response | Exception) -> None:
-        self.responses = list(responses)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]
-        if isinstance(answer, Exception):
-            raise answer
-        # A fresh response each time: httpx consumes the one it is handed.
-        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
 
 
 @pytest.mark.parametrize(
@@ -133,9 +112,9 @@ def test_each_operation_sends_the_documented_request(
     answer: Any,
 ) -> None:
     """Every operation uses the documented method, path and query, with token and User-Agent."""
-    recorder = Recorder(ok(answer, 200 if answer is not None else 204))
-    Twin(kind, recorder).call(method, *args, **kwargs)
-    (request,) = recorder.requests
+    replies = CannedReplies(ok(answer, 200 if answer is not None else 204))
+    Twin(kind, replies).call(method, *args, **kwargs)
+    (request,) = replies.requests
     assert request.method == http
     assert request.url.path == BASE + path
     assert dict(request.url.params) == query
@@ -145,15 +124,15 @@ def test_each_operation_sends_the_documented_request(
 
 def test_exchange_ip_sends_its_body(kind: str) -> None:
     """exchange_instance_ip POSTs the documented JSON body and accepts 204."""
-    recorder = Recorder(ok(status=204))
-    result = Twin(kind, recorder).call(
+    replies = CannedReplies(ok(status=204))
+    result = Twin(kind, replies).call(
         "exchange_instance_ip",
         TASK_ID,
         exchanged_ip=["10.0.0.1", "10.0.0.2"],
         is_exchange_domain=True,
     )
     assert result is None
-    (request,) = recorder.requests
+    (request,) = replies.requests
     assert request.url.path == f"{BASE}/migration-task/{TASK_ID}/exchange-ip"
     assert json.loads(request.content) == {
         "exchanged_ip": ["10.0.0.1", "10.0.0.2"],
@@ -166,7 +145,7 @@ def test_show_parses_the_seed_example_and_masks_passwords(
     kind: str, seed_body: dict[str, Any]
 ) -> None:
     """The seed example comes back as a typed task whose passwords are masked by default."""
-    task = Twin(kind, Recorder(ok(seed_body))).call("show_migration_task", TASK_ID)
+    task = Twin(kind, CannedReplies(ok(seed_body))).call("show_migration_task", TASK_ID)
     assert task.task_name == "migration1"
     assert task.status is MigrationStatus.TERMINATING
     assert task.source_instance.port == 6379
@@ -176,7 +155,7 @@ def test_show_parses_the_seed_example_and_masks_passwords(
 
 def test_keep_passwords_is_an_explicit_opt_in(kind: str, seed_body: dict[str, Any]) -> None:
     """With keep_passwords=True the caller gets the password the service sent."""
-    task = Twin(kind, Recorder(ok(seed_body)), keep_passwords=True).call(
+    task = Twin(kind, CannedReplies(ok(seed_body)), keep_passwords=True).call(
         "show_migration_task", TASK_ID
     )
     assert task.source_instance.password.get_secret_value() == "DCStest123"
@@ -190,21 +169,21 @@ def test_iter_migration_tasks_walks_every_page(kind: str) -> None:
         ok({"count": 5, "migration_tasks": tasks[2:4]}),
         ok({"count": 5, "migration_tasks": tasks[4:5]}),
     ]
-    recorder = Recorder(*pages)
-    seen = Twin(kind, recorder).call("iter_migration_tasks", page_size=2)
+    replies = CannedReplies(*pages)
+    seen = Twin(kind, replies).call("iter_migration_tasks", page_size=2)
     assert [task.task_id for task in seen] == [f"t{i}" for i in range(5)]
-    assert [r.url.params["offset"] for r in recorder.requests] == ["0", "2", "4"]
+    assert [r.url.params["offset"] for r in replies.requests] == ["0", "2", "4"]
 
 
 def test_iter_stops_on_a_full_last_page_when_count_is_reached(kind: str) -> None:
     """A last page that is full does not cost an extra empty request when count says done."""
     tasks = [{"task_id": f"t{i}"} for i in range(4)]
-    recorder = Recorder(
+    replies = CannedReplies(
         ok({"count": 4, "migration_tasks": tasks[:2]}),
         ok({"count": 4, "migration_tasks": tasks[2:]}),
     )
-    assert len(Twin(kind, recorder).call("iter_migration_tasks", page_size=2)) == 4
-    assert len(recorder.requests) == 2
+    assert len(Twin(kind, replies).call("iter_migration_tasks", page_size=2)) == 4
+    assert len(replies.requests) == 2
 
 
 @pytest.mark.parametrize(
@@ -239,7 +218,7 @@ def test_errors_name_operation_task_and_request(
     """Error answers become the right DcsApiError, naming the operation, task and request."""
     content = body.encode() if isinstance(body, str) else json.dumps(body).encode()
     response = httpx.Response(status, content=content, headers={"X-Request-Id": "req-9"})
-    twin = Twin(kind, Recorder(response))
+    twin = Twin(kind, CannedReplies(response))
     with pytest.raises(expected) as caught:
         twin.call("show_migration_task", TASK_ID)
     text = str(caught.value)
@@ -261,7 +240,7 @@ def test_a_2xx_body_that_is_not_the_documented_json_is_a_clear_error(
     kind: str, content: bytes, fragment: str
 ) -> None:
     """A 200 with HTML or an unparseable field is DcsUnexpectedResponse, not a crash."""
-    twin = Twin(kind, Recorder(httpx.Response(200, content=content)))
+    twin = Twin(kind, CannedReplies(httpx.Response(200, content=content)))
     with pytest.raises(DcsUnexpectedResponse, match=fragment) as caught:
         twin.call("show_migration_task", TASK_ID)
     assert "show_migration_task" in str(caught.value)
@@ -270,7 +249,7 @@ def test_a_2xx_body_that_is_not_the_documented_json_is_a_clear_error(
 def test_validation_error_text_never_echoes_input(kind: str) -> None:
     """A bad password field type is reported by location only, never by its value."""
     body = {"task_id": "x", "source_instance": {"password": ["hunter2-secret"], "port": "x"}}
-    twin = Twin(kind, Recorder(ok(body)), keep_passwords=True)
+    twin = Twin(kind, CannedReplies(ok(body)), keep_passwords=True)
     with pytest.raises(DcsUnexpectedResponse) as caught:
         twin.call("show_migration_task", TASK_ID)
     assert "hunter2-secret" not in str(caught.value)
@@ -294,11 +273,11 @@ def test_validation_error_text_never_echoes_input(kind: str) -> None:
 )
 def test_bad_task_ids_are_refused_before_any_request(kind: str, bad_id: str) -> None:
     """An id that could change the URL is refused with its value named, and nothing is sent."""
-    recorder = Recorder(ok({}))
+    replies = CannedReplies(ok({}))
     with pytest.raises(DcsValidationError, match="task_id") as caught:
-        Twin(kind, recorder).call("show_migration_task", bad_id)
+        Twin(kind, replies).call("show_migration_task", bad_id)
     assert repr(bad_id) in str(caught.value)
-    assert recorder.requests == []
+    assert replies.requests == []
 
 
 @pytest.mark.parametrize(
@@ -312,7 +291,7 @@ def test_bad_task_ids_are_refused_before_any_request(kind: str, bad_id: str) -> 
 def test_bad_paging_is_refused(kind: str, kwargs: dict[str, int], fragment: str) -> None:
     """Offsets and limits outside what DCS serves are refused with the value named."""
     with pytest.raises(DcsValidationError, match=fragment):
-        Twin(kind, Recorder(ok({}))).call("list_migration_tasks", **kwargs)
+        Twin(kind, CannedReplies(ok({}))).call("list_migration_tasks", **kwargs)
 
 
 @settings(max_examples=300, deadline=None)
@@ -359,7 +338,7 @@ bodies = st.one_of(
 def test_any_answer_is_a_model_or_a_dcs_error(status: int, content: bytes) -> None:
     """Whatever status and body come back, the caller gets a model or a DcsError, nothing else."""
     response = httpx.Response(status, content=content)
-    twin = Twin("sync", Recorder(response), retry=RetryPolicy(max_attempts=1))
+    twin = Twin("sync", CannedReplies(response), retry=RetryPolicy(max_attempts=1))
     for method in ("show_migration_task", "show_migration_task_stats", "list_migration_task_logs"):
         try:
             result = twin.call(method, TASK_ID)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.clients import Twin
-from tests.test_client import Recorder, ok
+from tests.fakes import CannedReplies, ok
 
 TASKS = [{"task_id": f"t{i}", "status": "MIGRATING"} for i in range(5)]
 
@@ -19,8 +19,8 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def five_tasks_in_pages_of_two() -> Recorder:
-    return Recorder(
+def five_tasks_in_pages_of_two() -> CannedReplies:
+    return CannedReplies(
         ok({"count": 5, "migration_tasks": TASKS[0:2]}),
         ok({"count": 5, "migration_tasks": TASKS[2:4]}),
         ok({"count": 5, "migration_tasks": TASKS[4:5]}),
@@ -29,21 +29,21 @@ def five_tasks_in_pages_of_two() -> Recorder:
 
 def test_pages_come_one_request_each(kind: str) -> None:
     """Pages are read by offset until the count is reached, each handed over whole."""
-    recorder = five_tasks_in_pages_of_two()
-    pages = Twin(kind, recorder).call("iter_migration_task_pages", page_size=2)
+    replies = five_tasks_in_pages_of_two()
+    pages = Twin(kind, replies).call("iter_migration_task_pages", page_size=2)
     assert [[t.task_id for t in page.migration_tasks] for page in pages] == [
         ["t0", "t1"],
         ["t2", "t3"],
         ["t4"],
     ]
-    assert [r.url.params["offset"] for r in recorder.requests] == ["0", "2", "4"]
+    assert [r.url.params["offset"] for r in replies.requests] == ["0", "2", "4"]
 
 
 def test_the_pace_comes_before_each_request_and_only_then(kind: str) -> None:
     """`pace` runs once before every page request, never after the last page."""
-    recorder = five_tasks_in_pages_of_two()
+    replies = five_tasks_in_pages_of_two()
     order: list[str] = []
-    real = recorder.__call__
+    real = replies.__call__
 
     def answer(request: Any) -> Any:
         order.append("request")

@@ -19,7 +19,7 @@ from blocks.errors import (
 )
 from blocks.retry import RetryPolicy
 from tests.clients import Twin
-from tests.test_client import Recorder, ok
+from tests.fakes import CannedReplies, ok
 
 TASK_ID = "a276c1ffa0a54c2597fc824b917db317"
 TASK = {"task_id": TASK_ID, "status": "SUCCESS"}
@@ -53,11 +53,11 @@ def test_transient_failures_of_a_get_are_retried(
     kind: str, first: httpx.Response | Exception
 ) -> None:
     """A GET that meets a transient failure twice succeeds on the third attempt."""
-    recorder = Recorder(first, first, ok(TASK))
-    twin = Twin(kind, recorder)
+    replies = CannedReplies(first, first, ok(TASK))
+    twin = Twin(kind, replies)
     task = twin.call("show_migration_task", TASK_ID)
     assert task.task_id == TASK_ID
-    assert len(recorder.requests) == 3
+    assert len(replies.requests) == 3
     assert len(twin.clock.sleeps) == 2
 
 
@@ -74,18 +74,18 @@ def test_client_errors_are_never_retried(
     kind: str, answer: httpx.Response, expected: type[Exception]
 ) -> None:
     """400/401/403/404 fail at once: one request, no sleep."""
-    recorder = Recorder(answer, ok(TASK))
-    twin = Twin(kind, recorder)
+    replies = CannedReplies(answer, ok(TASK))
+    twin = Twin(kind, replies)
     with pytest.raises(expected):
         twin.call("show_migration_task", TASK_ID)
-    assert len(recorder.requests) == 1
+    assert len(replies.requests) == 1
     assert twin.clock.sleeps == []
 
 
 def test_retry_after_is_honoured(kind: str) -> None:
     """A 429 with Retry-After waits at least that long before the next attempt."""
-    recorder = Recorder(error(429, **{"Retry-After": "7"}), ok(TASK))
-    twin = Twin(kind, recorder)
+    replies = CannedReplies(error(429, **{"Retry-After": "7"}), ok(TASK))
+    twin = Twin(kind, replies)
     twin.call("show_migration_task", TASK_ID)
     assert twin.clock.sleeps[0] >= 7
 
@@ -99,11 +99,11 @@ def test_backoff_grows_exponentially_and_is_capped(kind: str) -> None:
         max_elapsed_seconds=1e9,
         rng=random.Random(1),
     )
-    recorder = Recorder(error(503))
-    twin = Twin(kind, recorder, retry=policy)
+    replies = CannedReplies(error(503))
+    twin = Twin(kind, replies, retry=policy)
     with pytest.raises(DcsServerError):
         twin.call("show_migration_task", TASK_ID)
-    assert len(recorder.requests) == 8
+    assert len(replies.requests) == 8
     ceilings = [min(5, 2**n) for n in range(7)]
     assert all(0 <= wait <= cap for wait, cap in zip(twin.clock.sleeps, ceilings, strict=True))
     assert max(twin.clock.sleeps) > 1  # the ceiling did grow past the first
@@ -118,28 +118,28 @@ def test_total_time_is_bounded_on_the_monotonic_clock(kind: str) -> None:
         max_elapsed_seconds=10,
         rng=random.Random(3),
     )
-    recorder = Recorder(error(503))
-    twin = Twin(kind, recorder, retry=policy)
+    replies = CannedReplies(error(503))
+    twin = Twin(kind, replies, retry=policy)
     with pytest.raises(DcsServerError):
         twin.call("show_migration_task", TASK_ID)
     assert sum(twin.clock.sleeps) <= 10
-    assert len(recorder.requests) < 100
+    assert len(replies.requests) < 100
 
 
 def test_a_retry_after_beyond_the_budget_gives_up_with_it(kind: str) -> None:
     """A Retry-After longer than the remaining budget raises at once, carrying retry_after."""
-    recorder = Recorder(error(429, **{"Retry-After": "3600"}))
-    twin = Twin(kind, recorder)
+    replies = CannedReplies(error(429, **{"Retry-After": "3600"}))
+    twin = Twin(kind, replies)
     with pytest.raises(DcsRateLimitedError) as caught:
         twin.call("show_migration_task", TASK_ID)
     assert caught.value.retry_after == 3600
-    assert len(recorder.requests) == 1
+    assert len(replies.requests) == 1
 
 
 def test_exhausted_transport_errors_become_dcs_transport_error(kind: str) -> None:
     """A connection that never answers ends in DcsTransportError naming the attempts."""
-    recorder = Recorder(httpx.ConnectError("connection refused"))
-    twin = Twin(kind, recorder, retry=RetryPolicy(max_attempts=3, rng=random.Random(0)))
+    replies = CannedReplies(httpx.ConnectError("connection refused"))
+    twin = Twin(kind, replies, retry=RetryPolicy(max_attempts=3, rng=random.Random(0)))
     with pytest.raises(DcsTransportError, match="after 3 attempt") as caught:
         twin.call("show_migration_task", TASK_ID)
     assert TASK_ID in str(caught.value)
@@ -163,30 +163,30 @@ def test_non_idempotent_posts_are_retried_only_when_they_cannot_have_acted(
     kind: str, method: str, failure: httpx.Response | Exception, sent: int
 ) -> None:
     """An IP exchange is resent only if the first request certainly did not act."""
-    recorder = Recorder(failure, ok(status=204))
-    twin = Twin(kind, recorder)
+    replies = CannedReplies(failure, ok(status=204))
+    twin = Twin(kind, replies)
     if sent == 1:
         with pytest.raises((DcsServerError, DcsTransportError)):
             twin.call(method, TASK_ID)
     else:
         twin.call(method, TASK_ID)
-    assert len(recorder.requests) == sent
+    assert len(replies.requests) == sent
 
 
 def test_stop_is_retried_after_an_ambiguous_failure(kind: str) -> None:
     """Stopping twice is harmless, so stop_migration_task retries a 500."""
-    recorder = Recorder(error(500), ok({"task_id": TASK_ID, "status": "TERMINATING"}))
-    assert Twin(kind, recorder).call("stop_migration_task", TASK_ID).task_id == TASK_ID
-    assert len(recorder.requests) == 2
+    replies = CannedReplies(error(500), ok({"task_id": TASK_ID, "status": "TERMINATING"}))
+    assert Twin(kind, replies).call("stop_migration_task", TASK_ID).task_id == TASK_ID
+    assert len(replies.requests) == 2
 
 
 def test_busy_error_class(kind: str) -> None:
     """A busy code that outlasts the retries surfaces as DcsBusyError."""
-    recorder = Recorder(error(400, "DCS.4049"))
-    twin = Twin(kind, recorder, retry=RetryPolicy(max_attempts=2, rng=random.Random(0)))
+    replies = CannedReplies(error(400, "DCS.4049"))
+    twin = Twin(kind, replies, retry=RetryPolicy(max_attempts=2, rng=random.Random(0)))
     with pytest.raises(DcsBusyError):
         twin.call("show_migration_task", TASK_ID)
-    assert len(recorder.requests) == 2
+    assert len(replies.requests) == 2
 
 
 def test_policy_rejects_nonsense() -> None:
@@ -199,18 +199,18 @@ def test_policy_rejects_nonsense() -> None:
 
 def test_an_unsendable_header_is_not_retried_and_not_quoted(kind: str) -> None:
     """A header httpx refuses to send fails at once, without quoting the header's value."""
-    recorder = Recorder(httpx.LocalProtocolError("Illegal header value b'secret-token\\n'"))
+    replies = CannedReplies(httpx.LocalProtocolError("Illegal header value b'secret-token\\n'"))
     with pytest.raises(DcsTransportError, match="not valid HTTP") as caught:
-        Twin(kind, recorder).call("show_migration_task", TASK_ID)
+        Twin(kind, replies).call("show_migration_task", TASK_ID)
     assert "secret-token" not in str(caught.value)
-    assert len(recorder.requests) == 1
+    assert len(replies.requests) == 1
 
 
 def test_an_unsendable_header_is_not_transient(kind: str) -> None:
     """A request httpx refuses to send fails the same way every time: its error is not transient."""
-    recorder = Recorder(httpx.LocalProtocolError("Illegal header value b'secret-token\\n'"))
+    replies = CannedReplies(httpx.LocalProtocolError("Illegal header value b'secret-token\\n'"))
     with pytest.raises(DcsTransportError) as caught:
-        Twin(kind, recorder).call("show_migration_task", TASK_ID)
+        Twin(kind, replies).call("show_migration_task", TASK_ID)
     assert caught.value.transient is False
 
 

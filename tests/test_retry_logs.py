@@ -16,9 +16,8 @@ from flows.clock import FakeTime, use_time
 from flows.wait import wait_for_migration_task
 from tests.clients import PROJECT_ID, TOKEN, Twin
 from tests.conftest import StubDcs
+from tests.fakes import CannedReplies, FakeDcs, ok
 from tests.prefect_records import read_records
-from tests.scripted import ScriptedDcs
-from tests.test_client import Recorder, ok
 
 if TYPE_CHECKING:
     from blocks.retry import RetryNotice
@@ -63,7 +62,7 @@ def test_each_retry_is_logged_at_debug_with_what_when_and_why(
 ) -> None:
     """Two retries, two DEBUG lines: operation, method, path, attempt n of max, wait, cause."""
     caplog.set_level(logging.DEBUG, logger="blocks")
-    twin = Twin(kind, Recorder(first, first, ok(TASK)))
+    twin = Twin(kind, CannedReplies(first, first, ok(TASK)))
     twin.call("show_migration_task", TASK_ID)
     lines = retry_lines(caplog)
     assert len(lines) == 2
@@ -79,7 +78,7 @@ def test_each_retry_is_logged_at_debug_with_what_when_and_why(
 def test_the_observer_sees_the_wait_the_client_sleeps(kind: str) -> None:
     """An `on_retry` observer gets each retry, with exactly the wait handed to `sleep`."""
     notices: list[RetryNotice] = []
-    twin = Twin(kind, Recorder(failure(500), failure(500), ok(TASK)), on_retry=notices.append)
+    twin = Twin(kind, CannedReplies(failure(500), failure(500), ok(TASK)), on_retry=notices.append)
     twin.call("show_migration_task", TASK_ID)
     assert [n.delay for n in notices] == twin.clock.sleeps
     assert [(n.operation, n.attempt, n.max_attempts) for n in notices] == [
@@ -94,7 +93,7 @@ def test_the_query_string_stays_out_of_the_line(
     """A list call logs its path only, not the query it was sent with."""
     caplog.set_level(logging.DEBUG, logger="blocks")
     page = {"count": 0, "migration_tasks": []}
-    Twin(kind, Recorder(failure(503), ok(page))).call("list_migration_tasks", name="nightly")
+    Twin(kind, CannedReplies(failure(503), ok(page))).call("list_migration_tasks", name="nightly")
     (line,) = retry_lines(caplog)
     assert f"(GET /v2/{PROJECT_ID}/migration-tasks)" in line.getMessage()
     assert "nightly" not in line.getMessage()
@@ -103,7 +102,7 @@ def test_the_query_string_stays_out_of_the_line(
 def test_a_first_time_success_logs_nothing(kind: str, caplog: pytest.LogCaptureFixture) -> None:
     """A call that succeeds at once leaves no client record; the next one, retried, leaves one."""
     caplog.set_level(logging.DEBUG)
-    twin = Twin(kind, Recorder(ok(TASK), failure(503), ok(TASK)))
+    twin = Twin(kind, CannedReplies(ok(TASK), failure(503), ok(TASK)))
     twin.call("show_migration_task", TASK_ID)
     assert [r for r in caplog.records if r.name.startswith("blocks")] == []
     twin.call("show_migration_task", TASK_ID)  # the same (recorded) server, now failing once
@@ -113,7 +112,7 @@ def test_a_first_time_success_logs_nothing(kind: str, caplog: pytest.LogCaptureF
 def test_give_up_is_not_announced_as_a_retry(kind: str, caplog: pytest.LogCaptureFixture) -> None:
     """Only waits that happen are logged: a call that fails for good logs max_attempts-1 lines."""
     caplog.set_level(logging.DEBUG, logger="blocks")
-    twin = Twin(kind, Recorder(failure(503)))
+    twin = Twin(kind, CannedReplies(failure(503)))
     with pytest.raises(Exception, match="503"):
         twin.call("show_migration_task", TASK_ID)
     assert len(retry_lines(caplog)) == len(twin.clock.sleeps) == 5
@@ -142,7 +141,7 @@ def test_no_secret_reaches_a_retry_record(
         httpx.ConnectError(f"refused, X-Auth-Token: {TOKEN} {SECRET_KEY}"),
         ok(TASK),
     )
-    Twin(kind, Recorder(*answers), auth=auth).call("show_migration_task", TASK_ID)
+    Twin(kind, CannedReplies(*answers), auth=auth).call("show_migration_task", TASK_ID)
     lines = retry_lines(caplog)
     assert len(lines) == 2
     dumped = " ".join(f"{r.getMessage()} {r.args!r} {vars(r)!r}" for r in caplog.records)
@@ -154,7 +153,7 @@ def test_the_block_outside_a_run_logs_like_the_client(caplog: pytest.LogCaptureF
     """A client from the block, used outside any flow run, logs its retries at DEBUG."""
     caplog.set_level(logging.DEBUG, logger="blocks")
     block = DcsCredentials(endpoint="https://dcs.example.test", project_id="p1", token=FLOW_TOKEN)
-    transport = httpx.MockTransport(Recorder(failure(503), ok(TASK)))
+    transport = httpx.MockTransport(CannedReplies(failure(503), ok(TASK)))
     with block.get_client(transport, sleep=lambda _: None) as client:
         client.show_migration_task(TASK_ID)
     (line,) = retry_lines(caplog)
@@ -175,7 +174,7 @@ async def test_a_flow_shows_each_retry_at_info_in_its_run_log(
     stub_dcs: StubDcs, fake_time: FakeTime
 ) -> None:
     """A retry inside a flow is an INFO line of that run's log, with its wait, and no token."""
-    dcs = ScriptedDcs({TASK_ID: [500, "SUCCESS"]})
+    dcs = FakeDcs({TASK_ID: [500, "SUCCESS"]})
     stub_dcs.handler = dcs.stub_handler
     block = DcsCredentials(endpoint=stub_dcs.url, project_id="project-1", token=FLOW_TOKEN)
     await block.asave("retry-logs", overwrite=True)  # flows take a block's name
