@@ -14,16 +14,16 @@ from flows.cli import EXIT_ERROR, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, main
 from flows.clock import FakeTime, use_time
 from sandbox.scenario import DEFAULT_SECRET_KEY
 from tests.conftest import TASK_ID, StubDcs
-from tests.scripted import PASSWORD, ScriptedDcs, Step
+from tests.fakes import PASSWORD, FakeDcs, Step
 
 TOKEN = "cli-token-canary-77aa"
 ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture
-def dcs(stub_dcs: StubDcs, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedDcs]:
+def dcs(stub_dcs: StubDcs, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDcs]:
     """A scripted DCS on loopback, reached through DCS_* variables; time is fake."""
-    scripted = ScriptedDcs({}, progress=[12.0, 50.0, 100.0])
+    scripted = FakeDcs({}, progress=[12.0, 50.0, 100.0])
     stub_dcs.handler = scripted.stub_handler
     monkeypatch.setenv("DCS_ENDPOINT", stub_dcs.url)
     monkeypatch.setenv("DCS_PROJECT_ID", "project-1")
@@ -32,7 +32,7 @@ def dcs(stub_dcs: StubDcs, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scripted
         yield scripted
 
 
-def test_status_prints_one_line(dcs: ScriptedDcs, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_prints_one_line(dcs: FakeDcs, capsys: pytest.CaptureFixture[str]) -> None:
     """status shows the task's name, raw status and what it means; exit 0."""
     dcs.scripts[TASK_ID] = ["INCRMIGEATING"]
     assert main(["status", TASK_ID]) == EXIT_OK
@@ -51,7 +51,7 @@ def test_status_prints_one_line(dcs: ScriptedDcs, capsys: pytest.CaptureFixture[
     ],
 )
 def test_status_and_watch_spell_the_status_as_sent(
-    dcs: ScriptedDcs, capsys: pytest.CaptureFixture[str], sent: str, other: str
+    dcs: FakeDcs, capsys: pytest.CaptureFixture[str], sent: str, other: str
 ) -> None:
     """status, and every line of watch (its last, "done: ...", too) show what DCS sent."""
     dcs.scripts[TASK_ID] = ["MIGRATING", sent]
@@ -73,7 +73,7 @@ def test_status_and_watch_spell_the_status_as_sent(
     ],
 )
 def test_status_says_where_the_ip_exchange_is(
-    dcs: ScriptedDcs, capsys: pytest.CaptureFixture[str], task_status: str, stage: str
+    dcs: FakeDcs, capsys: pytest.CaptureFixture[str], task_status: str, stage: str
 ) -> None:
     """Once task_status names an exchange, status says so, no longer "ready for cutover"."""
     dcs.scripts[TASK_ID] = ["INCRMIGEATING"]
@@ -96,7 +96,7 @@ def test_status_says_where_the_ip_exchange_is(
     ],
 )
 def test_watch_exit_codes(
-    dcs: ScriptedDcs, capsys: pytest.CaptureFixture[str], steps: list[Step], code: int
+    dcs: FakeDcs, capsys: pytest.CaptureFixture[str], steps: list[Step], code: int
 ) -> None:
     """watch exits 0 done or ready, 1 failed or gone, 2 timed out, 3 when DCS cannot be asked."""
     dcs.scripts[TASK_ID] = steps
@@ -106,9 +106,7 @@ def test_watch_exit_codes(
     assert TOKEN not in captured.out + captured.err
 
 
-def test_watch_shows_changes_and_progress(
-    dcs: ScriptedDcs, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_watch_shows_changes_and_progress(dcs: FakeDcs, capsys: pytest.CaptureFixture[str]) -> None:
     """Each change is a line; the full migration's progress reaches the bar."""
     dcs.scripts[TASK_ID] = ["RUNNING", "FULLMIGRATING", "FULLMIGRATING", "SUCCESS"]
     main(["watch", TASK_ID, "--interval", "60"])
@@ -119,9 +117,7 @@ def test_watch_shows_changes_and_progress(
     assert dcs.requests["stats"] == 2
 
 
-def test_watch_rides_over_loose_values(
-    dcs: ScriptedDcs, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_watch_rides_over_loose_values(dcs: FakeDcs, capsys: pytest.CaptureFixture[str]) -> None:
     """A task with bandwidth "unlimited" and progress "n/a" is watched to its end, exit 0."""
     dcs.scripts[TASK_ID] = ["FULLMIGRATING", "FULLMIGRATING", "SUCCESS"]
     dcs.loose = {"bandwidth_limit_mb": "unlimited", "updated_at": "not yet"}
@@ -159,7 +155,7 @@ def test_help_explains_every_option() -> None:
 
 def test_status_from_the_environment_does_not_import_prefect(stub_dcs: StubDcs) -> None:
     """The status path stays free of Prefect, so it answers fast."""
-    scripted = ScriptedDcs({TASK_ID: ["SUCCESS"]})
+    scripted = FakeDcs({TASK_ID: ["SUCCESS"]})
     stub_dcs.handler = scripted.stub_handler
     code = (
         "import sys; from flows.cli import main; code = main(['status', sys.argv[1]]);"

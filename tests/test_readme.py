@@ -12,7 +12,7 @@ from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from blocks.credentials import DcsCredentials
 from flows.clock import FakeTime, use_time
 from tests.conftest import TASK_ID, StubDcs
-from tests.scripted import PASSWORD, ScriptedDcs
+from tests.fakes import PASSWORD, FakeDcs
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -37,7 +37,7 @@ def test_readme_examples_run(stub_dcs: StubDcs, capsys: pytest.CaptureFixture[st
     DcsCredentials(endpoint=stub_dcs.url, project_id=saved.project_id, token="readme-token").save(
         "dcs", overwrite=True
     )
-    dcs = ScriptedDcs({TASK_ID: ["FULLMIGRATING", "INCRMIGEATING"]}, progress=[62.5])
+    dcs = FakeDcs({TASK_ID: ["FULLMIGRATING", "INCRMIGEATING"]}, progress=[62.5])
     stub_dcs.handler = dcs.stub_handler
     with StubDcs() as sink:
         CustomWebhookNotificationBlock(

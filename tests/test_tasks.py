@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
+import httpx
 import pytest
 from prefect import flow
 
@@ -14,6 +14,7 @@ from blocks.errors import DcsValidationError, MigrationTaskNotFound
 from blocks.models import MigrationStatus, MigrationTask
 from flows import aload_credentials, fetch_migration_task
 from tests.conftest import PROJECT_ID, TASK_ID, StubDcs
+from tests.fakes import CannedReplies, for_stub
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -23,8 +24,8 @@ TOKEN = "tasks-token-canary-1f3e"
 @pytest.fixture
 def credentials(stub_dcs: StubDcs, seed_body: dict[str, Any]) -> DcsCredentials:
     """A block pointed at the loopback stub, which answers with the seed example."""
-    payload = json.dumps(seed_body).encode()
-    stub_dcs.handler = lambda method, path, headers, body: (200, {"X-Request-Id": "r1"}, payload)
+    seed = httpx.Response(200, json=seed_body, headers={"X-Request-Id": "r1"})
+    stub_dcs.handler = for_stub(CannedReplies(seed))
     return DcsCredentials(endpoint=stub_dcs.url, project_id=PROJECT_ID, token=TOKEN)
 
 
@@ -77,8 +78,8 @@ def test_a_missing_block_is_a_clear_error() -> None:
 
 def test_a_deleted_task_raises_not_found(credentials: DcsCredentials, stub_dcs: StubDcs) -> None:
     """DCS.4133 surfaces as MigrationTaskNotFound from the task."""
-    error = json.dumps({"error_code": "DCS.4133", "error_msg": "not found"}).encode()
-    stub_dcs.handler = lambda *_: (404, {}, error)
+    error = {"error_code": "DCS.4133", "error_msg": "not found"}
+    stub_dcs.handler = for_stub(CannedReplies(httpx.Response(404, json=error)))
 
     @flow
     def check() -> MigrationTask:

@@ -23,8 +23,8 @@ from blocks.models import MigrationTask
 from flows.clock import FakeTime, use_time
 from flows.wait import WatchResult, wait_for_migration_task, wait_for_migration_tasks
 from tests.conftest import StubDcs
+from tests.fakes import PASSWORD, FakeDcs, Step
 from tests.prefect_records import read_records
-from tests.scripted import PASSWORD, ScriptedDcs, Step
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "reset_worker_events")
 
@@ -40,8 +40,8 @@ def fake_time() -> Iterator[FakeTime]:
         yield fake
 
 
-def serve(stub: StubDcs, scripts: dict[str, list[Step]], **options: Any) -> ScriptedDcs:
-    dcs = ScriptedDcs(scripts, progress=[5.0, 5.5, 40.0, 99.9], **options)
+def serve(stub: StubDcs, scripts: dict[str, list[Step]], **options: Any) -> FakeDcs:
+    dcs = FakeDcs(scripts, progress=[5.0, 5.5, 40.0, 99.9], **options)
     stub.handler = dcs.stub_handler
     return dcs
 
@@ -160,7 +160,7 @@ async def test_loose_values_never_fail_the_watch(stub_dcs: StubDcs, fake_time: F
     """Fields that are no number or date, and a progress of "n/a", do not disturb the watch."""
     loose = {"bandwidth_limit_mb": "unlimited", "created_at": "yesterday"}
     steps: list[Step] = ["FULLMIGRATING"] * 3 + ["SUCCESS"]
-    dcs = ScriptedDcs({TASK: steps}, progress=[5.0, "n/a", 40.0], loose=loose)
+    dcs = FakeDcs({TASK: steps}, progress=[5.0, "n/a", 40.0], loose=loose)
     stub_dcs.handler = dcs.stub_handler
     state = await wait_for_migration_task(
         TASK, await saved_block(stub_dcs), poll_interval_seconds=60, return_state=True
