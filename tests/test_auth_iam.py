@@ -169,12 +169,13 @@ async def gated_burst(
             held.append(request)
             if len(held) == n:
                 all_refused.set()
-            await all_refused.wait()
+            # Bounded: a regression that sends fewer than n refused requests fails, not hangs.
+            await asyncio.wait_for(all_refused.wait(), timeout=10)
         return cloud(iam, dcs)(request)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler), auth=auth) as client:
         tasks = [asyncio.create_task(client.get(f"{ENDPOINT}{TASK}")) for _ in range(n)]
-        await iam_started.wait()
+        await asyncio.wait_for(iam_started.wait(), timeout=10)
         for _ in range(5):
             await asyncio.sleep(0)
         assert not any(task.done() for task in tasks)
