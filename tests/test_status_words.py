@@ -160,7 +160,7 @@ async def test_events_show_the_status_as_sent(
     """The status-changed event's new_status is the status as DCS sent it."""
     task_id = uuid.uuid4().hex  # its own, so no other test's event can count here
     await watch(stub_dcs, task_id, sent)
-    asserting_events_worker.drain()
+    asserting_events_worker.wait_until_empty()  # drain() would not be awaited here
     client = asserting_events_worker._client
     assert isinstance(client, AssertingEventsClient)
     resource = f"dcs.migration-task.{task_id}"

@@ -55,7 +55,9 @@ async def saved_block(stub: StubDcs, **auth: str) -> str:
 
 
 def events_of(worker: EventsWorker) -> list[Any]:
-    worker.drain()
+    # Not drain(): inside a running loop it returns a future that nobody would await,
+    # and the events would be read before the worker had handled them all.
+    worker.wait_until_empty()
     client = worker._client
     assert isinstance(client, AssertingEventsClient)
     return list(client.events)
