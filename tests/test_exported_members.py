@@ -10,7 +10,8 @@ def test_blocks_exports() -> None:
     """`blocks` exports exactly these names, and each of them resolves."""
     assert set(blocks.__all__) == {
         "AkSkAuth", "AsyncDcsClient", "CutoverAlreadyRequested", "CutoverError",
-        "CutoverFailed", "CutoverRejected", "MigrationUnreachable", "NotificationError",
+        "CutoverFailed", "CutoverGateTimeout", "CutoverRejected", "MigrationUnreachable",
+        "NotificationError",
         "DcsApiError", "DcsAuthError", "DcsBusyError",
         "DcsClient", "DcsCredentials", "DcsError", "DcsNotFoundError", "DcsRateLimitedError",
         "DcsServerError", "DcsSettings", "DcsTransportError", "DcsUnexpectedResponse",
