@@ -2,8 +2,10 @@
 
 A step is a status string (a 200 with that status), an int (that HTTP error status, with
 DCS.4133 for 404), or an `httpx` exception (raised on the client side). The last step
-repeats for ever. The same script serves an `httpx.MockTransport` (engine tests) and the
-loopback `StubDcs` (tests through Prefect), and counts every request it answers.
+repeats for ever. Stats reads walk through their own steps the same way, a dict being the
+figures of a 200 (by default: caught up, offset 0 and equal key counts). The same script
+serves an `httpx.MockTransport` (engine tests) and the loopback `StubDcs` (tests through
+Prefect), and counts every request it answers.
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ import httpx
 
 PASSWORD = "redis-canary-Pa55w0rd"
 Step = str | int | Exception
+StatsStep = dict[str, Any] | int | Exception
+#: The stats of a target that is caught up: what a stats read says unless scripted.
+CAUGHT_UP: dict[str, Any] = {
+    "offset": "0",
+    "source_dbsize": "1000",
+    "target_dbsize": "1000",
+    "is_migrating": True,
+}
 
 _SHOW = re.compile(r"/v2/[^/]+/migration-task/([^/?]+)(/stats)?$")
 _POST = re.compile(r"/v2/[^/]+/migration-task/([^/?]+)/(exchange-ip|rollback-ip|stop)$")
@@ -42,6 +52,7 @@ class ScriptedDcs:
         progress: list[float | str] | None = None,
         advance_on_list: bool = False,
         loose: dict[str, Any] | None = None,
+        stats: list[StatsStep] | None = None,
     ):
         # advance_on_list: time moves with each list request (a round of a fan-out watch),
         # and detail reads show what the last list showed.
@@ -54,6 +65,7 @@ class ScriptedDcs:
         self.position: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
         self.progress = list(progress or [])
+        self.stats: list[StatsStep] = list(stats or [CAUGHT_UP])
         # Fields merged into every task body: values DCS may send that are no number.
         self.loose = dict(loose or {})
         self._lock = threading.Lock()
@@ -104,8 +116,7 @@ class ScriptedDcs:
             task_id, stats = match.groups()
             if stats:
                 self.requests["stats"] += 1
-                value = self.progress.pop(0) if len(self.progress) > 1 else self.progress[0]
-                return 200, json.dumps({"full_migration_progress": str(value)}).encode()
+                return self._stats(self.stats.pop(0) if len(self.stats) > 1 else self.stats[0])
             self.requests["show"] += 1
             self.requests[f"show:{task_id}"] += 1
             if task_id not in self.scripts:
@@ -123,6 +134,18 @@ class ScriptedDcs:
                 self._exchange_reads[task_id] += 1
             body["task_status"] = self.exchange_steps[min(reads, len(self.exchange_steps) - 1)]
         return 200, json.dumps(body).encode()
+
+    def _stats(self, step: StatsStep) -> tuple[int, bytes]:
+        """A stats answer: the step's figures (with the next progress, if any), or its error."""
+        if isinstance(step, Exception):
+            raise step
+        if isinstance(step, int):
+            code, msg = _ERRORS.get(step, (None, "error"))
+            return step, json.dumps({"error_code": code, "error_msg": msg}).encode()
+        if self.progress:
+            value = self.progress.pop(0) if len(self.progress) > 1 else self.progress[0]
+            step = {"full_migration_progress": str(value), **step}
+        return 200, json.dumps(step).encode()
 
     def _page(self, offset: int, limit: int) -> dict[str, Any]:
         tasks = []
