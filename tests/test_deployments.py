@@ -49,3 +49,24 @@ def test_the_cutover_trigger_is_a_valid_prefect_trigger_on_our_event() -> None:
     assert raw["match"]["dcs.emitter"] == "sensor"  # never the runbook's own watch
     assert raw["parameters"]["task_id"] == "{{ event.payload.task_id }}"
     assert DEPLOYMENTS["cutover-on-ready"]["parameters"]["require_approval"] is True
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
+def test_the_parameter_values_are_ones_the_flow_accepts(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every value set validates against the flow (YAML's bare `on` would be a boolean)."""
+    monkeypatch.chdir(ROOT)
+    deployment: dict[str, Any] = DEPLOYMENTS[name]
+    flow = load_flow_from_entrypoint(deployment["entrypoint"])
+    given = dict(deployment.get("parameters", {}))
+    if "task_id" in flow.parameters.properties:
+        given.setdefault("task_id", "a276c1ffa0a54c2597fc824b917db317")
+    flow.validate_parameters(given)
+
+
+def test_the_event_triggered_cutover_is_gated() -> None:
+    """The unattended path keeps the catch-up gate on, with the documented defaults."""
+    parameters = DEPLOYMENTS["cutover-on-ready"]["parameters"]
+    assert parameters["gate"] == "on"
+    assert (parameters["settle_seconds"], parameters["max_offset"]) == (60, 0)

@@ -31,6 +31,8 @@ ROOT = Path(__file__).parent.parent
 SCENARIO = Path(__file__).parent / "data" / "e2e.yaml"
 BIN = Path(sys.executable).parent
 SINK_BLOCK = "custom-webhook/e2e-sink"
+#: The catch-up gate on the real clock: a 2-second window instead of a minute.
+QUICK_GATE = {"gate_interval_seconds": 0.5, "settle_seconds": 2}
 
 
 @dataclass
@@ -163,6 +165,7 @@ async def test_the_runbook_deployment_cuts_over_exactly_once(stack: Stack) -> No
             "cutover": "exchange_ip",
             "poll_interval_seconds": 0.5,
             "notification_blocks": [SINK_BLOCK],
+            **QUICK_GATE,
         },
     )
     run = await _final(stack, run_id)
@@ -175,6 +178,13 @@ async def test_the_runbook_deployment_cuts_over_exactly_once(stack: Stack) -> No
 
 async def test_the_sensor_event_starts_the_cutover_deployment(stack: Stack) -> None:
     """The sensor reports ready; the triggered cutover run pauses, is approved, exchanges once."""
+    from prefect.client.schemas.actions import DeploymentUpdate
+
+    async with _prefect(stack) as client:
+        # The deployed defaults (a minute caught up, twice) would outlast this test's waits.
+        cutover = await client.read_deployment_by_name("dcs-migration-runbook/cutover-on-ready")
+        parameters = {**cutover.parameters, **QUICK_GATE}
+        await client.update_deployment(cutover.id, DeploymentUpdate(parameters=parameters))
     sensor = await _final(
         stack,
         await _start(stack, "dcs-migration-sensor/every-2-minutes", {"task_ids": ["e2e-sensor"]}),
@@ -210,6 +220,7 @@ async def test_a_failing_migration_fails_the_run_and_notifies(stack: Stack) -> N
             "cutover": "exchange_ip",
             "poll_interval_seconds": 0.5,
             "notification_blocks": [SINK_BLOCK],
+            **QUICK_GATE,
         },
     )
     run = await _final(stack, run_id)
