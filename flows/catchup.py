@@ -36,6 +36,10 @@ GATE_VALUES: tuple[str, ...] = get_args(Gate)
 INCREMENTAL_METHOD = "incremental_migration"
 # Text DCS sent where a number belongs is kept for the messages, cut to this length.
 _MAX_SHOWN = 40
+#: A window this close to full is full. The window's length (last read - first read) and
+#: its end (first read + settle_seconds) round differently in the last bits of a float:
+#: without this, the gate could sleep 0 s and read again, for ever, just short of full.
+_SLACK_SECONDS = 1e-6
 
 Figure = int | str | None
 
@@ -308,7 +312,7 @@ async def wait_caught_up(
         reads += 1
         await hooks.read(reading)
         held = window.take(reading)
-        if reading.passing and held >= settings.settle_seconds:
+        if reading.passing and held >= settings.settle_seconds - _SLACK_SECONDS:
             return CaughtUp(reading, round(at, 3), reads)
         now = time.monotonic()
         remaining = deadline - now

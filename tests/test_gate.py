@@ -115,6 +115,24 @@ def test_reads_again_when_the_window_is_full_not_an_interval_later(fake_time: Fa
     assert passed.waited_seconds == 60.0
 
 
+class Bounded(Recorder):
+    """Stops a gate that reads too often: a loop that sleeps 0 s would never end."""
+
+    async def read(self, reading: Reading) -> None:
+        await super().read(reading)
+        assert len(self.readings) <= 20, "the gate keeps reading without waiting"
+
+
+@pytest.mark.parametrize("start", [23.604808973743452, 46.30073578150215, 25.900849171547357])
+def test_a_window_full_to_the_last_bit_of_a_float_passes(fake_time: FakeTime, start: float) -> None:
+    """Started at an odd instant, the window's end and its length round differently: still
+    it passes at 60 s, in 7 reads, instead of reading again and again 0 s apart."""
+    fake_time.elapsed = start
+    passed, _ = gate([CAUGHT_UP], fake_time, Bounded())
+    assert passed.reads == 7
+    assert passed.waited_seconds == pytest.approx(60.0)
+
+
 def test_settle_0_passes_at_the_first_passing_read(fake_time: FakeTime) -> None:
     """settle_seconds=0: one passing read is enough, and nothing sleeps."""
     passed, _ = gate([LAGGING, CAUGHT_UP], fake_time, settle_seconds=0)
