@@ -43,11 +43,11 @@ def lagging(**stats: Any) -> Callable[[str], MigrationScript]:
     )
 
 
-def posted_after(seconds: float) -> Callable[[World, Any], None]:
-    """The POST came no earlier than `seconds` (scenario time)."""
+def posted_at(seconds: float) -> Callable[[World, Any], None]:
+    """The POST came at scenario second `seconds`: when the gate passed, not before."""
 
     def check(world: World, result: Any) -> None:
-        assert world.posted_at() >= seconds, world.posted_at()
+        assert world.posted_at() == pytest.approx(seconds)
         assert result.caught_up.offset == 0
 
     return check
@@ -67,21 +67,21 @@ def held(fragment: str, at: float) -> Callable[[World, Any], None]:
 
 ROWS = [
     pytest.param(
-        # Offset 40960 at 57 s, drained to 0 at 147 s; caught up a minute later.
+        # Offset 40960 at 57 s, drained to 0 at 147 s, read at 150 s: passed a minute later.
         Case(script=lagging(lag_offset=40960, lag_seconds=90)),
-        posted_after(147 + 60),
+        posted_at(150 + 60),
         id="lagging-then-caught-up",
     ),
     pytest.param(
         # Expiring keys: 12 keys apart for ever, well within max_key_difference (1000).
         Case(script=lagging(key_difference=12)),
-        posted_after(GATE_STARTS + 60),
+        posted_at(GATE_STARTS + 60),
         id="keys-off-by-less-than-max",
     ),
     pytest.param(
         # Caught up at 60-80 s, a burst at 90 s drained by 120 s: the window starts again.
         Case(script=lagging(bursts=[{"at": 90, "offset": 8192, "drain_seconds": 30}])),
-        posted_after(120 + 60),
+        posted_at(120 + 60),
         id="burst-during-settle-then-caught-up",
     ),
     pytest.param(
