@@ -179,6 +179,7 @@ async def test_the_runbook_deployment_cuts_over_exactly_once(stack: Stack) -> No
 async def test_the_sensor_event_starts_the_cutover_deployment(stack: Stack) -> None:
     """The sensor reports ready; the triggered cutover run pauses, is approved, exchanges once."""
     from prefect.client.schemas.actions import DeploymentUpdate
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
     async with _prefect(stack) as client:
         # The deployed defaults (a minute caught up, twice) would outlast this test's waits.
@@ -195,8 +196,11 @@ async def test_the_sensor_event_starts_the_cutover_deployment(stack: Stack) -> N
         deadline = time.monotonic() + 90
         paused = None
         while time.monotonic() < deadline and paused is None:
-            runs = await client.read_flow_runs(limit=20)
-            mine = [r for r in runs if r.deployment_id == deployment.id]
+            # Filtered on the server: the sensor's schedule alone makes dozens of runs, and a
+            # page of 20 in id order (random UUIDs) would miss this one now and then.
+            mine = await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+            )
             for run in mine:
                 assert run.parameters["task_id"] == "e2e-sensor"
                 if run.state is not None and run.state.is_paused():
