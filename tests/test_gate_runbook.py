@@ -23,7 +23,7 @@ from blocks.credentials import DcsCredentials
 from blocks.errors import CutoverGateTimeout, DcsValidationError
 from flows.clock import FakeTime, use_time
 from flows.gate import GateResult, wait_until_caught_up
-from flows.runbook import RunbookSummary
+from flows.runbook import RunbookSummary, migration_runbook
 from tests.conftest import StubDcs
 from tests.prefect_records import read_records
 from tests.scripted import CAUGHT_UP, PASSWORD, ScriptedDcs, StatsStep, Step
@@ -268,3 +268,16 @@ async def test_on_its_own_it_refuses_a_task_still_in_full_migration(stub_dcs: St
     with pytest.raises(DcsValidationError, match="wait_for_migration_task"):
         await wait_until_caught_up("t-full", await saved_block(stub_dcs, "gate-full"))
     assert dcs.requests["stats"] == 0
+
+
+def test_the_ui_form_describes_the_gate() -> None:
+    """The runbook's form has a typed, described field per gate parameter, 'on' by default."""
+    properties = migration_runbook.parameters.model_dump()["properties"]
+    for name in (
+        "gate", "gate_interval_seconds", "settle_seconds", "gate_timeout_seconds",
+        "max_offset", "max_key_difference",
+    ):  # fmt: skip
+        assert properties[name].get("description"), name
+    assert properties["gate"]["enum"] == ["on", "off"]
+    assert properties["gate"]["default"] == "on"
+    assert properties["max_key_difference"]["default"] == 1000
