@@ -133,7 +133,7 @@ async def _gate_and_approve(
     if gate == "off":
         get_run_logger().warning(
             "the catch-up gate is off (gate='off'): %s of migration task %s does not wait for "
-            "the target to catch up with the source; writes not yet copied to it are lost",
+            "the target to catch up with the source; writes not yet copied to it would be lost",
             action,
             task.task_id,
         )
