@@ -20,7 +20,8 @@ DcsError                          catch this to catch all of them
 ├── CutoverError                  the cutover did not happen as asked
 │   ├── CutoverFailed             the IP exchange or cutover deployment ended badly or late
 │   ├── CutoverAlreadyRequested   refused: this cutover was requested before (force=True)
-│   └── CutoverRejected           a person rejected the cutover at the approval step
+│   ├── CutoverRejected           a person rejected the cutover at the approval step
+│   └── CutoverGateTimeout        held: the target did not catch up with the source in time
 └── NotificationError             a notification could not be sent (strict mode only)
 ```
 
@@ -219,6 +220,34 @@ class CutoverRejected(CutoverError):
     """A person rejected the cutover at the runbook's approval step."""
 
 
+class CutoverGateTimeout(CutoverError):
+    """The catch-up gate held the cutover: the target did not stay caught up in time.
+
+    `last_offset`, `last_source_dbsize` and `last_target_dbsize` are the last figures read
+    (None when never read; the text DCS sent when it was no number), `waited_seconds` how
+    long the gate waited, and `reason` why its last read did not pass.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str,
+        last_offset: int | str | None,
+        last_source_dbsize: int | str | None,
+        last_target_dbsize: int | str | None,
+        waited_seconds: float,
+        reason: str,
+    ) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.last_offset = last_offset
+        self.last_source_dbsize = last_source_dbsize
+        self.last_target_dbsize = last_target_dbsize
+        self.waited_seconds = waited_seconds
+        self.reason = reason
+
+
 class NotificationError(DcsError):
     """A notification could not be sent (raised only when notifications are strict)."""
 
@@ -384,6 +413,7 @@ __all__ = [
     "CutoverAlreadyRequested",
     "CutoverError",
     "CutoverFailed",
+    "CutoverGateTimeout",
     "CutoverRejected",
     "DcsApiError",
     "DcsAuthError",

@@ -13,6 +13,7 @@ from blocks._lazy import lazy_attributes
 if TYPE_CHECKING:
     from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials, load_credentials
     from flows.cutover import exchange_instance_ip, rollback_instance_ip, run_cutover_deployment
+    from flows.gate import GateResult, wait_until_caught_up
     from flows.message import format_message
     from flows.notify import notify_migration, send_notification
     from flows.runbook import RunbookSummary, migration_runbook
@@ -27,6 +28,8 @@ _LAZY = {
     "exchange_instance_ip": "flows.cutover",
     "rollback_instance_ip": "flows.cutover",
     "run_cutover_deployment": "flows.cutover",
+    "GateResult": "flows.gate",
+    "wait_until_caught_up": "flows.gate",
     "format_message": "flows.message",
     "notify_migration": "flows.notify",
     "send_notification": "flows.notify",
@@ -45,6 +48,7 @@ __getattr__, __dir__ = lazy_attributes("flows", _LAZY, globals())
 
 __all__ = [
     "DEFAULT_BLOCK_NAME",
+    "GateResult",
     "RunbookSummary",
     "WatchResult",
     "aload_credentials",
@@ -60,4 +64,5 @@ __all__ = [
     "send_notification",
     "wait_for_migration_task",
     "wait_for_migration_tasks",
+    "wait_until_caught_up",
 ]

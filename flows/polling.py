@@ -69,11 +69,6 @@ def is_transient_or_garbled(error: DcsError) -> bool:
     return error.transient or isinstance(error, DcsUnexpectedResponse)
 
 
-# The old name, kept only until a branch written against it (the approval gate) is merged;
-# remove it then. Not part of `__all__`.
-is_passing = is_transient_or_garbled
-
-
 async def confirm_listed(client: AsyncDcsClient, task: MigrationTask) -> None:
     """Raise `MigrationTaskNotFound` if a task whose detail reads SUCCESS is not listed.
 

@@ -1,4 +1,9 @@
-"""`migration_runbook`: wait -> notify -> (approval) -> cutover -> verify -> notify.
+"""`migration_runbook`: wait -> notify -> gate -> (approval -> gate) -> cutover -> verify -> notify.
+
+The catch-up gate (`flows.gate`) stands in front of every cutover: DCS shows incremental
+sync as soon as it runs, not when the target has caught up. With an approval, the gate
+runs before it (the approver sees the figures) and, in full, again just before the
+cutover (the offset can grow while a person decides).
 
 Run it by hand from the Prefect UI (every parameter is typed and described, so the UI
 shows a form), on a schedule, from an automation, or as a subflow of a bigger runbook.
@@ -23,12 +28,14 @@ from blocks.errors import CutoverFailed, CutoverRejected, DcsError, DcsValidatio
 from blocks.models import EXCHANGE_SUCCESS, MigrationTask
 from flows import clock
 from flows.automatic import reason_to_stand_down, runbook_run_name
+from flows.catchup import GATE_VALUES, Gate, GateSettings
 from flows.credentials import DEFAULT_BLOCK_NAME, BlockName, aload_credentials, load_credentials
 from flows.cutover import (
     CUTOVER_FAILURE_STATUSES,
     exchange_instance_ip,
     run_cutover_deployment,
 )
+from flows.gate import GateResult, gate_cutover
 from flows.notify import check_notification_blocks, notify_migration
 from flows.polling import Until, open_client, read_task
 from flows.wait import wait_for_migration_task
@@ -62,9 +69,19 @@ class RunbookSummary(BaseModel):
     stood_down: str | None = Field(
         default=None, description="Why an automatic run did nothing (another run has the task)."
     )
+    caught_up: GateResult | None = Field(
+        default=None,
+        description="The catch-up gate's last pass before the cutover (None: none ran).",
+    )
 
 
-def _check(cutover: Cutover, cutover_deployment: str | None) -> None:
+_CUTOVER_WORDS = {"exchange_ip": "the IP exchange", "deployment": "the cutover deployment"}
+
+
+def _check(cutover: Cutover, cutover_deployment: str | None, gate: Gate) -> None:
+    if gate not in GATE_VALUES:
+        msg = f"gate must be 'on' or 'off', got {gate!r}"
+        raise DcsValidationError(msg)
     if cutover == "deployment" and not cutover_deployment:
         msg = "cutover='deployment' needs cutover_deployment ('flow-name/deployment-name')"
         raise DcsValidationError(msg)
@@ -73,15 +90,20 @@ def _check(cutover: Cutover, cutover_deployment: str | None) -> None:
         raise DcsValidationError(msg)
 
 
-async def _approve(task: MigrationTask, timeout_seconds: int) -> str:
+async def _approve(task: MigrationTask, timeout_seconds: int, gate: GateResult | None) -> str:
     logger = get_run_logger()
     logger.info(
         "waiting up to %d s for approval of the cutover of %s: resume the run in the UI",
         timeout_seconds,
         task.describe(),
     )
+    if gate is None:
+        figures = "The catch-up gate is **off**: nothing checks that the target caught up."
+    else:
+        figures = f"{gate.describe()}. After approval the gate runs again, in full."
+    description = f"Cut over {task.describe()}?\n\n{figures}"
     answer = await apause_flow_run(
-        wait_for_input=Approval,
+        wait_for_input=Approval.with_initial_data(description=description),
         timeout=timeout_seconds,
         # Prefect sleeps with anyio, which takes a float; its annotation says int.
         poll_interval=cast(int, APPROVAL_POLL_SECONDS),
@@ -93,6 +115,35 @@ async def _approve(task: MigrationTask, timeout_seconds: int) -> str:
         raise CutoverRejected(msg)
     logger.info("cutover approved: %s", answer.comment or "no comment")
     return str(answer.comment)
+
+
+async def _gate_and_approve(
+    task: MigrationTask,
+    credentials: str,
+    cutover: Cutover,
+    gate: Gate,
+    settings: GateSettings,
+    *,
+    require_approval: bool,
+    approval_timeout_seconds: int,
+) -> tuple[GateResult | None, str | None]:
+    """The gate's last pass and the approver's comment: gate -> (approval -> gate again)."""
+    action = _CUTOVER_WORDS[cutover]
+    if gate == "off":
+        get_run_logger().warning(
+            "the catch-up gate is off (gate='off'): %s of migration task %s does not wait for "
+            "the target to catch up with the source; writes not yet copied to it would be lost",
+            action,
+            task.task_id,
+        )
+        comment = await _approve(task, approval_timeout_seconds, None) if require_approval else None
+        return None, comment
+    comment = None
+    if require_approval:
+        first = await gate_cutover(task, credentials, settings, "before approval")
+        comment = await _approve(task, approval_timeout_seconds, first)
+    # Again after an approval, in full: the offset can grow while a person decides.
+    return await gate_cutover(task, credentials, settings, f"before {action}"), comment
 
 
 def _verify(task: MigrationTask, cutover: Cutover) -> None:
@@ -154,6 +205,12 @@ async def migration_runbook(
     strict_notifications: bool = False,
     stop_migration_on_cancel: bool = False,
     automatic: bool = False,
+    gate: Gate = "on",
+    gate_interval_seconds: float = 10.0,
+    settle_seconds: float = 60.0,
+    gate_timeout_seconds: float = 1800.0,
+    max_offset: int = 0,
+    max_key_difference: int = 1000,
 ) -> RunbookSummary:
     """Wait for a DCS migration, then cut over and tell people.
 
@@ -181,8 +238,27 @@ async def migration_runbook(
         automatic: Set by the cutover-on-ready automation: the run is named
             auto-cutover-<task_id>, and does nothing if the task has a cutover record or
             another runbook scheduled, running or paused for it.
+        gate: "on": no cutover until the target has caught up with the source (the
+            catch-up gate); "off" cuts over as soon as the task is ready (logged as a
+            warning: writes not yet copied to the target would be lost).
+        gate_interval_seconds: Seconds between two reads of the task's stats by the gate.
+        settle_seconds: How long every read must show the target caught up, in a row
+            (one read that does not restarts the window).
+        gate_timeout_seconds: Hold the cutover and fail (CutoverGateTimeout) if the target
+            has not stayed caught up within this many seconds.
+        max_offset: The largest stats offset that counts as caught up (DCS: 0 means no
+            difference between source and target).
+        max_key_difference: The largest |source keys - target keys| that counts as caught
+            up (keys expire on both sides, so an exact match may never come).
     """
-    _check(cutover, cutover_deployment)
+    _check(cutover, cutover_deployment, gate)
+    gate_settings = GateSettings(
+        gate_interval_seconds=gate_interval_seconds,
+        settle_seconds=settle_seconds,
+        gate_timeout_seconds=gate_timeout_seconds,
+        max_offset=max_offset,
+        max_key_difference=max_key_difference,
+    )
     logger = get_run_logger()
     if require_approval and cutover == "none":
         # The manual deployment asks for approval by default; a watch alone has none to ask.
@@ -231,9 +307,17 @@ async def migration_runbook(
         await tell("ready for cutover" if last.ready_for_cutover else "succeeded", last)
         comment = None
         deployment_run = None
+        caught_up = None
         if cutover != "none":
-            if require_approval:
-                comment = await _approve(last, approval_timeout_seconds)
+            caught_up, comment = await _gate_and_approve(
+                last,
+                credentials,
+                cutover,
+                gate,
+                gate_settings,
+                require_approval=require_approval,
+                approval_timeout_seconds=approval_timeout_seconds,
+            )
             failure = "cutover failed"
             if cutover == "exchange_ip":
                 last = await exchange_instance_ip(
@@ -273,6 +357,7 @@ async def migration_runbook(
         approved_by_comment=comment,
         waited_seconds=round(waited, 3),
         cutover_deployment_run=deployment_run,
+        caught_up=caught_up,
     )
 
 

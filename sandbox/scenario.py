@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from sandbox.sync import StatsScript
+
 #: The project every default scenario lives in (32 hex digits, like a real project id).
 DEFAULT_PROJECT_ID = "0605767f8d00d5a52f4bc01f1b2d5ac5"
 # The sandbox's own fake credentials: they open nothing but the sandbox.
@@ -182,6 +184,8 @@ class MigrationScript(_Strict):
     stop: StopScript = Field(default_factory=StopScript)
     #: Keys drawn for the stats body (`source_dbsize`).
     source_keys: int = Field(default=100_000, ge=0)
+    #: The stats during incremental sync: lag, write bursts, key difference (`sandbox.sync`).
+    stats: StatsScript = Field(default_factory=StatsScript)
     #: Undocumented fields served as they are: a client must tolerate what it does not know.
     extra_fields: dict[str, Any] = Field(
         default_factory=lambda: {"sandbox_note": "served by the local DCS sandbox"}

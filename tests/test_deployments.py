@@ -60,3 +60,24 @@ def test_nothing_cuts_over_unless_asked() -> None:
     for name, deployment in DEPLOYMENTS.items():
         for trigger in deployment.get("triggers", []):
             assert trigger["enabled"] is False, f"{name} starts runs on its own"
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
+def test_the_parameter_values_are_ones_the_flow_accepts(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every value set validates against the flow (YAML's bare `on` would be a boolean)."""
+    monkeypatch.chdir(ROOT)
+    deployment: dict[str, Any] = DEPLOYMENTS[name]
+    flow = load_flow_from_entrypoint(deployment["entrypoint"])
+    given = dict(deployment.get("parameters", {}))
+    if "task_id" in flow.parameters.properties:
+        given.setdefault("task_id", "a276c1ffa0a54c2597fc824b917db317")
+    flow.validate_parameters(given)
+
+
+def test_the_event_triggered_cutover_is_gated() -> None:
+    """The unattended path keeps the catch-up gate on, with the documented defaults."""
+    parameters = DEPLOYMENTS["cutover-on-ready"]["parameters"]
+    assert parameters["gate"] == "on"
+    assert (parameters["settle_seconds"], parameters["max_offset"]) == (60, 0)

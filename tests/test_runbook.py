@@ -135,7 +135,10 @@ async def test_the_exchange_is_followed_at_the_runbooks_pace_or_every_5_s(
 ) -> None:
     """A runbook polling every 2 s follows its IP exchange every 2 s; every 15 s, every 5 s."""
     await world.setup(["INCRMIGEATING"])  # ready at the first read: the wait never sleeps
-    summary: RunbookSummary = await world.run(cutover="exchange_ip", poll_interval_seconds=poll)
+    # settle_seconds=0: caught up at the gate's first read, so the gate never sleeps either.
+    summary: RunbookSummary = await world.run(
+        cutover="exchange_ip", poll_interval_seconds=poll, settle_seconds=0
+    )
     assert summary.task_status == "EXCHANGE_SUCCESS"
     # Every sleep is the exchange's: EXCHANGING, EXCHANGING, then EXCHANGE_SUCCESS.
     assert len(world.fake.sleeps) >= 2

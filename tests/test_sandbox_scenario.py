@@ -313,9 +313,10 @@ def test_sandbox_exports() -> None:
     assert set(sandbox.__all__) == {
         "Clock", "ConnectionDropped", "ExchangeScript", "Instance", "ManualClock",
         "MigrationScript", "RequestRecord", "SandboxApp", "SandboxHandle", "SandboxState",
-        "ScaledClock", "Scenario", "ScenarioError", "Step", "StopScript", "TemporaryKey",
-        "bundled_scenarios", "create_app", "format_banner", "load_scenario", "main",
-        "print_banner", "sandbox_credentials", "scenario_path", "serve", "serve_forever",
+        "ScaledClock", "Scenario", "ScenarioError", "StatsScript", "Step", "StopScript",
+        "TemporaryKey", "WriteBurst", "bundled_scenarios", "create_app", "format_banner",
+        "load_scenario", "main", "print_banner", "sandbox_credentials", "scenario_path", "serve",
+        "serve_forever",
     }  # fmt: skip
     for name in sandbox.__all__:
         assert getattr(sandbox, name) is not None
