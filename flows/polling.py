@@ -130,6 +130,9 @@ class WatchSettings:
     track_progress: bool = True
     #: Stats are a second request: read them at most this often, not on every poll.
     progress_interval_seconds: float = 60.0
+    #: Tell the observer the watch goes on this often while nothing ends it (None: never),
+    #: so a days-long wait is not a silent log.
+    heartbeat_seconds: float | None = 600.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -152,6 +155,11 @@ class WatchSettings:
         if self.max_consecutive_errors < 1:
             problems.append(
                 f"max_consecutive_errors must be at least 1, got {self.max_consecutive_errors!r}"
+            )
+        if self.heartbeat_seconds is not None and not self.heartbeat_seconds > 0:
+            problems.append(
+                f"heartbeat_seconds must be more than 0 (or None for no heartbeat), "
+                f"got {self.heartbeat_seconds!r}"
             )
         if problems:
             raise DcsValidationError("; ".join(problems))
@@ -178,6 +186,9 @@ class WatchObserver:
 
     async def notice(self, message: str) -> None:
         """Something worth a warning happened to the watch as a whole."""
+
+    async def heartbeat(self, task_id: str, last: MigrationTask | None, waited: float) -> None:
+        """The watch of one task goes on: `waited` seconds so far, `last` its last read."""
 
 
 def _failed(task: MigrationTask) -> MigrationFailed:
@@ -268,8 +279,11 @@ async def watch_task(
     """Poll one task until it is done; the final task (masked), or one of the errors above."""
     time = clock.current()
     state = _TaskWatch(task_id, settings, observer or WatchObserver())
-    deadline = time.monotonic() + settings.timeout_seconds
-    next_progress = time.monotonic()
+    began = time.monotonic()
+    deadline = began + settings.timeout_seconds
+    next_progress = began
+    beat = settings.heartbeat_seconds
+    next_beat = began + beat if beat is not None else float("inf")
     while True:
         try:
             task = await client.show_migration_task(task_id)
@@ -283,6 +297,9 @@ async def watch_task(
             if progressing and time.monotonic() >= next_progress:
                 next_progress = time.monotonic() + settings.progress_interval_seconds
                 await _report_progress(client, state, task)
+        if beat is not None and time.monotonic() >= next_beat:
+            next_beat = time.monotonic() + beat
+            await state.observer.heartbeat(task_id, state.last, time.monotonic() - began)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise state.timeout()

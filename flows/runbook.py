@@ -13,20 +13,18 @@ On any failure it notifies, then re-raises, so the run ends Failed with the reas
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from prefect import Flow, flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.objects import State as PrefectState
-from prefect.flow_runs import apause_flow_run
-from prefect.input import RunInput
 from prefect.logging.loggers import flow_run_logger
-from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from blocks.errors import CutoverFailed, CutoverRejected, DcsError, DcsValidationError
-from blocks.models import EXCHANGE_SUCCESS, MigrationTask
+from blocks.errors import CutoverFailed, DcsError, DcsValidationError
+from blocks.models import EXCHANGE_SUCCESS, MigrationTask, MigrationTaskStats
 from flows import clock
+from flows.approval import APPROVAL_POLL_SECONDS, Approval, approval_description, ask_approval
 from flows.automatic import reason_to_stand_down, runbook_run_name
 from flows.catchup import GATE_VALUES, Gate, GateSettings
 from flows.credentials import DEFAULT_BLOCK_NAME, BlockName, aload_credentials, load_credentials
@@ -37,22 +35,14 @@ from flows.cutover import (
 )
 from flows.gate import GateResult, gate_cutover
 from flows.notify import check_notification_blocks, notify_migration
-from flows.polling import Until, open_client, read_task
-from flows.wait import wait_for_migration_task
+from flows.polling import Until, WatchSettings, open_client, read_task
+from flows.timeline import RunTimeline, add_row, recording
+from flows.wait import watch_migration_task
 
 Cutover = Literal["none", "exchange_ip", "deployment"]
 
-#: Seconds between two checks whether a paused runbook was resumed (Prefect's poll).
-APPROVAL_POLL_SECONDS = 5.0
 #: The longest wait between two reads while an IP exchange is followed.
 EXCHANGE_POLL_SECONDS = 5.0
-
-
-class Approval(RunInput):
-    """The form the Prefect UI shows when the runbook pauses for approval."""
-
-    approve: bool = Field(description="Cut over now? Leave unticked to reject.")
-    comment: str = Field(default="", description="Why, for the log and the notification.")
 
 
 class RunbookSummary(BaseModel):
@@ -90,31 +80,18 @@ def _check(cutover: Cutover, cutover_deployment: str | None, gate: Gate) -> None
         raise DcsValidationError(msg)
 
 
-async def _approve(task: MigrationTask, timeout_seconds: int, gate: GateResult | None) -> str:
-    logger = get_run_logger()
-    logger.info(
-        "waiting up to %d s for approval of the cutover of %s: resume the run in the UI",
-        timeout_seconds,
-        task.describe(),
-    )
+async def _approve(
+    task: MigrationTask, credentials: str, timeout_seconds: int, gate: GateResult | None
+) -> str:
+    """Ask a person, showing the gate's figures, or (gate off) one fresh read of the stats."""
+    stats: MigrationTaskStats | DcsError | None = None
     if gate is None:
-        figures = "The catch-up gate is **off**: nothing checks that the target caught up."
-    else:
-        figures = f"{gate.describe()}. After approval the gate runs again, in full."
-    description = f"Cut over {task.describe()}?\n\n{figures}"
-    answer = await apause_flow_run(
-        wait_for_input=Approval.with_initial_data(description=description),
-        timeout=timeout_seconds,
-        # Prefect sleeps with anyio, which takes a float; its annotation says int.
-        poll_interval=cast(int, APPROVAL_POLL_SECONDS),
-        # A retried run asks again: Prefect would hand a repeated key the old answer.
-        key=f"approve-cutover-{task.task_id}-{flow_run.run_count}",
-    )
-    if not answer.approve:
-        msg = f"the cutover of {task.describe()} was rejected: {answer.comment or 'no comment'}"
-        raise CutoverRejected(msg)
-    logger.info("cutover approved: %s", answer.comment or "no comment")
-    return str(answer.comment)
+        try:
+            async with open_client(await aload_credentials(credentials)) as client:
+                stats = await client.show_migration_task_stats(str(task.task_id))
+        except DcsError as error:  # the form says so; the person decides
+            stats = error
+    return await ask_approval(task, timeout_seconds, approval_description(task, gate, stats))
 
 
 async def _gate_and_approve(
@@ -136,14 +113,26 @@ async def _gate_and_approve(
             action,
             task.task_id,
         )
-        comment = await _approve(task, approval_timeout_seconds, None) if require_approval else None
+        comment = (
+            await _approve(task, credentials, approval_timeout_seconds, None)
+            if require_approval
+            else None
+        )
         return None, comment
     comment = None
     if require_approval:
-        first = await gate_cutover(task, credentials, settings, "before approval")
-        comment = await _approve(task, approval_timeout_seconds, first)
+        first = await _gate(task, credentials, settings, "before approval")
+        comment = await _approve(task, credentials, approval_timeout_seconds, first)
     # Again after an approval, in full: the offset can grow while a person decides.
-    return await gate_cutover(task, credentials, settings, f"before {action}"), comment
+    return await _gate(task, credentials, settings, f"before {action}"), comment
+
+
+async def _gate(
+    task: MigrationTask, credentials: str, settings: GateSettings, stage: str
+) -> GateResult:
+    result = await gate_cutover(task, credentials, settings, stage)
+    add_row("catch-up gate", None, result.describe())
+    return result
 
 
 def _verify(task: MigrationTask, cutover: Cutover) -> None:
@@ -211,6 +200,7 @@ async def migration_runbook(
     gate_timeout_seconds: float = 1800.0,
     max_offset: int = 0,
     max_key_difference: int = 1000,
+    heartbeat_seconds: float = 600.0,
 ) -> RunbookSummary:
     """Wait for a DCS migration, then cut over and tell people.
 
@@ -250,6 +240,8 @@ async def migration_runbook(
             difference between source and target).
         max_key_difference: The largest |source keys - target keys| that counts as caught
             up (keys expire on both sides, so an exact match may never come).
+        heartbeat_seconds: While the watch goes on, a log line this often saying so, with
+            the status and progress (0: none).
     """
     _check(cutover, cutover_deployment, gate)
     gate_settings = GateSettings(
@@ -293,61 +285,72 @@ async def migration_runbook(
             detail=detail,
         )
 
-    try:
-        # Before waiting for hours: a typo in a block name fails now, not at the first message.
-        await check_notification_blocks(blocks_)
-        last = await wait_for_migration_task(
-            task_id,
-            credentials,
-            until=until,
-            poll_interval_seconds=poll_interval_seconds,
-            timeout_seconds=timeout_seconds,
-        )
-        waited = time.monotonic() - began
-        await tell("ready for cutover" if last.ready_for_cutover else "succeeded", last)
-        comment = None
-        deployment_run = None
-        caught_up = None
-        if cutover != "none":
-            caught_up, comment = await _gate_and_approve(
-                last,
-                credentials,
-                cutover,
-                gate,
-                gate_settings,
-                require_approval=require_approval,
-                approval_timeout_seconds=approval_timeout_seconds,
-            )
-            failure = "cutover failed"
-            if cutover == "exchange_ip":
-                last = await exchange_instance_ip(
-                    task_id,
-                    credentials,
-                    exchanged_ip=exchanged_ip,
-                    is_exchange_domain=is_exchange_domain,
-                    # An exchange takes seconds: follow it at least this closely.
-                    poll_interval_seconds=min(poll_interval_seconds, EXCHANGE_POLL_SECONDS),
-                    force=force_cutover,
-                )
-            else:
-                run = await run_cutover_deployment(
-                    str(cutover_deployment), cutover_parameters or {"task_id": task_id}
-                )
-                deployment_run = run.name
-            async with open_client(await aload_credentials(credentials)) as client:
-                last = await read_task(client, task_id)
-            logger.info("after the cutover: %s, task_status %s", last.describe(), last.task_status)
-            _verify(last, cutover)
-            await tell("cutover done", last)
-    except Exception as error:
-        logger.error("runbook for migration task %s failed: %s", task_id, error)
-        if last is None:
-            last = MigrationTask(task_id=task_id)
+    async with recording(RunTimeline(task_id)):
         try:
-            await tell(failure, last, detail=f"{type(error).__name__}: {error}")
-        except DcsError as notify_error:  # strict notifications: the first error stays the story
-            logger.error("and the failure notification failed too: %s", notify_error)
-        raise
+            # Before waiting for hours: a typo in a block name fails now, not at the first
+            # message.
+            await check_notification_blocks(blocks_)
+            # The watch as a task of this run, not a subflow: its log lines, progress and
+            # timeline show on the run a person opens.
+            watch = WatchSettings(
+                until=until,
+                poll_interval_seconds=poll_interval_seconds,
+                timeout_seconds=timeout_seconds,
+                heartbeat_seconds=heartbeat_seconds or None,
+            )
+            last = await watch_migration_task(task_id, credentials, watch)
+            waited = time.monotonic() - began
+            await tell("ready for cutover" if last.ready_for_cutover else "succeeded", last)
+            comment = None
+            deployment_run = None
+            caught_up = None
+            if cutover != "none":
+                caught_up, comment = await _gate_and_approve(
+                    last,
+                    credentials,
+                    cutover,
+                    gate,
+                    gate_settings,
+                    require_approval=require_approval,
+                    approval_timeout_seconds=approval_timeout_seconds,
+                )
+                failure = "cutover failed"
+                if cutover == "exchange_ip":
+                    last = await exchange_instance_ip(
+                        task_id,
+                        credentials,
+                        exchanged_ip=exchanged_ip,
+                        is_exchange_domain=is_exchange_domain,
+                        # An exchange takes seconds: follow it at least this closely.
+                        poll_interval_seconds=min(poll_interval_seconds, EXCHANGE_POLL_SECONDS),
+                        force=force_cutover,
+                    )
+                else:
+                    run = await run_cutover_deployment(
+                        str(cutover_deployment), cutover_parameters or {"task_id": task_id}
+                    )
+                    deployment_run = run.name
+                    add_row("cutover deployment", None, f"flow run {run.name} completed")
+                async with open_client(await aload_credentials(credentials)) as client:
+                    last = await read_task(client, task_id)
+                logger.info(
+                    "after the cutover: %s, task_status %s", last.describe(), last.task_status
+                )
+                _verify(last, cutover)
+                add_row("verified", last, f"{_CUTOVER_WORDS[cutover]} done")
+                await tell("cutover done", last)
+        except Exception as error:
+            logger.error("runbook for migration task %s failed: %s", task_id, error)
+            add_row(failure, last, f"{type(error).__name__}: {error}")
+            if last is None:
+                last = MigrationTask(task_id=task_id)
+            try:
+                await tell(failure, last, detail=f"{type(error).__name__}: {error}")
+            except (
+                DcsError
+            ) as notify_error:  # strict notifications: the first error stays the story
+                logger.error("and the failure notification failed too: %s", notify_error)
+            raise
     return RunbookSummary(
         task_id=task_id,
         task_name=last.task_name,

@@ -14,7 +14,6 @@ database row each); Prefect hears about a watch only when something changes:
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 from uuid import UUID
 
@@ -43,11 +42,7 @@ from flows.polling import (
     watch_task,
     watch_tasks,
 )
-
-
-def artifact_key(kind: str, task_id: str) -> str:
-    """An artifact key for a task: Prefect allows only lowercase letters, digits and '-'."""
-    return f"dcs-{kind}-" + re.sub(r"[^a-z0-9-]+", "-", task_id.lower()).strip("-")[:80]
+from flows.timeline import add_row, artifact_key
 
 
 class PrefectObserver(WatchObserver):
@@ -80,6 +75,8 @@ class PrefectObserver(WatchObserver):
                 new,
             )
         emit_transition(task, old, self.project_id, "watch")
+        add_row("watch", task, f"from {old}" if old else "first look")
+        await self._full_migration_done(task)
         self.timeline.append(
             {
                 "task_id": task.task_id,
@@ -104,6 +101,24 @@ class PrefectObserver(WatchObserver):
         elif int(percent) != known[1]:
             await aupdate_progress_artifact(known[0], percent)
             self._progress[task.task_id] = (known[0], int(percent))
+
+    async def _full_migration_done(self, task: MigrationTask) -> None:
+        """A progress artifact reads 100% once the full migration is over: its last stats
+        read, a minute before the status moved on, may have said 99."""
+        known = self._progress.get(task.task_id or "")
+        if known is not None and known[1] < 100 and (task.ready_for_cutover or task.succeeded):
+            await aupdate_progress_artifact(known[0], 100.0)
+            self._progress[str(task.task_id)] = (known[0], 100)
+
+    async def heartbeat(self, task_id: str, last: MigrationTask | None, waited: float) -> None:
+        known = self._progress.get(task_id)
+        self.logger.info(
+            "still watching migration task %s after %d min: %s%s",
+            task_id,
+            waited // 60,
+            last.describe() if last is not None else "not read yet",
+            f", full migration {known[1]}%" if known is not None else "",
+        )
 
     async def transient_error(self, task_id: str, error: DcsError, streak: int) -> None:
         # Log the start of a streak, then only as it doubles: a long outage is a few lines.

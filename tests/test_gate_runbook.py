@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,12 +27,7 @@ from tests.conftest import StubDcs
 from tests.fakes import CAUGHT_UP, PASSWORD, StatsStep, Step
 from tests.fakes import FakeDcs as ScriptedDcs
 from tests.prefect_records import read_records
-from tests.test_runbook import (
-    TOKEN,
-    World,
-    _paused_run_id,
-    quick_approval_poll,  # noqa: F401 - a fixture
-)
+from tests.runbook_world import TOKEN, World, paused_run_id
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "reset_worker_events")
 
@@ -49,14 +43,6 @@ def gate_events(worker: EventsWorker) -> list[Any]:
     assert isinstance(client, AssertingEventsClient)
     names = ("dcs.migration.caught-up", "dcs.migration.gate-failed")
     return [event for event in client.events if event.event in names]
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    """The runbook tests' world: a scripted DCS and a sink on loopback, and fake time."""
-    fake = FakeTime()
-    with StubDcs() as dcs, StubDcs() as sink, use_time(fake):
-        yield World(dcs, sink, fake)
 
 
 async def serve(world: World, steps: list[Step], stats: list[StatsStep], **loose: Any) -> None:
@@ -191,7 +177,7 @@ async def test_the_gate_runs_again_in_full_after_the_approval(world: World) -> N
     run = asyncio.create_task(
         world.run(cutover="exchange_ip", require_approval=True, gate_timeout_seconds=300)
     )
-    run_id = await _paused_run_id()
+    run_id = await paused_run_id()
     assert world.dcs.requests["stats"] == ONE_PASS
     async with get_client() as client:
         paused = await client.read_flow_run(run_id)
@@ -213,7 +199,7 @@ async def test_a_full_second_pass_even_when_still_caught_up(world: World) -> Non
     """Still caught up after approval: the second pass waits its own settle window too."""
     await serve(world, ["INCRMIGEATING"], [CAUGHT_UP])
     run = asyncio.create_task(world.run(cutover="exchange_ip", require_approval=True))
-    await aresume_flow_run(await _paused_run_id(), run_input={"approve": True})
+    await aresume_flow_run(await paused_run_id(), run_input={"approve": True})
     summary: RunbookSummary = await run
     assert world.dcs.requests["stats"] == 2 * ONE_PASS
     assert summary.caught_up is not None
