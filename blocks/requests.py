@@ -129,6 +129,8 @@ def _addresses(value: object) -> object:
 
 
 def _bandwidth(value: object) -> object:
+    if value is None:  # no limit
+        return None
     # bool is an int to Python, and "100" is a string: both are mistakes in a config.
     number = isinstance(value, int) and not isinstance(value, bool)
     if number and 1 <= value <= MAX_BANDWIDTH_LIMIT_MB:  # type: ignore[operator]
