@@ -5,6 +5,7 @@ read leniently. Each test runs on DcsClient and AsyncDcsClient."""
 
 from __future__ import annotations
 
+import doctest
 import json
 import logging
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+import blocks.requests
 from blocks.client import _Call
 from blocks.errors import DcsApiError, DcsServerError, DcsTransportError, DcsValidationError
 from blocks.models import MigrationStatus
@@ -203,6 +205,12 @@ def test_bad_input_is_refused_before_sending_and_names_the_field(
     for fragment in fragments:
         assert fragment in str(caught.value)
     assert replies.requests == []
+
+
+def test_the_request_module_example_runs() -> None:
+    """The example in blocks.requests' docstring is true."""
+    result = doctest.testmod(blocks.requests)
+    assert (result.failed, result.attempted > 0) == (0, True)
 
 
 def test_a_bad_password_type_is_refused_without_echoing_it() -> None:
