@@ -373,3 +373,14 @@ def test_answers_are_read_leniently(kind: str) -> None:
     deleted = Twin(kind, Replies(ok({"task_id_list": None}))).call("delete_migration_task", ["t"])
     assert deleted.task_id_list == []
     assert Twin(kind, Replies(ok(status=204))).call("stop_migration_task_sync", TASK_ID) is None
+
+
+def test_an_unknown_task_in_a_list_call_is_named_by_the_service(kind: str) -> None:
+    """DCS.4133 on a call naming several tasks: the error quotes DCS's words, not "task None"."""
+    refusal = {"error_code": "DCS.4133", "error_msg": "migration task 't9' does not exist"}
+    with pytest.raises(DcsApiError) as caught:
+        Twin(kind, Replies(httpx.Response(400, json=refusal))).call("delete_migration_task", ["t9"])
+    message = str(caught.value)
+    assert "task None" not in message
+    assert message.startswith("a migration task the request names was not found in project")
+    assert message.endswith("during delete_migration_task: migration task 't9' does not exist")
