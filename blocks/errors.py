@@ -378,10 +378,17 @@ def error_from_response(
     # The header first, as the SDK reads it; the gateway puts it in the body too.
     request_id = headers.get("x-request-id") or headers.get("X-Request-Id") or parsed.request_id
     cls = _error_class(status_code, parsed.code)
-    if cls is MigrationTaskNotFound:
+    if cls is MigrationTaskNotFound and task_id is not None:
         message = (
             f"migration task {task_id!r} not found in project {project_id!r} "
             f"({parsed.code}, request {request_id}) during {operation}"
+        )
+    elif cls is MigrationTaskNotFound:
+        # A call naming several tasks (a delete, a batch): only DCS's words say which one.
+        detail = f": {parsed.msg}" if parsed.msg else ""
+        message = (
+            f"a migration task the request names was not found in project {project_id!r} "
+            f"({parsed.code}, request {request_id}) during {operation}{detail}"
         )
     else:
         code = f" {parsed.code}" if parsed.code else ""

@@ -118,7 +118,9 @@ def list_item(script: MigrationScript, snap: TaskSnapshot, origin: datetime) -> 
         "data_source": data_source,
         "source_instance_name": (source.name if source else None) or "",
         "source_instance_id": (source.id if source else None) or "",
-        "target_instance_addrs": target.addrs or f"{target.ip}:{target.port}",
+        # A task created but not configured yet has no target.
+        "target_instance_addrs": target.addrs
+        or (f"{target.ip}:{target.port}" if target.ip else ""),
         "target_instance_name": target.name or "",
         "target_instance_id": target.id or "",
         "created_at": dcs_date(origin, 0),

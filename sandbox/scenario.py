@@ -43,6 +43,13 @@ RouteName = Literal[
     "exchange_instance_ip",
     "rollback_exchange_instance_ip",
     "create_token",
+    "create_online_migration_task",
+    "set_online_migration_task",
+    "create_migration_task",
+    "stop_migration_task_sync",
+    "delete_migration_task",
+    "batch_stop_migration_tasks",
+    "batch_restart_online_migration_tasks",
 ]
 ROUTES: tuple[RouteName, ...] = (
     "show_migration_task",
@@ -53,6 +60,13 @@ ROUTES: tuple[RouteName, ...] = (
     "exchange_instance_ip",
     "rollback_exchange_instance_ip",
     "create_token",
+    "create_online_migration_task",
+    "set_online_migration_task",
+    "create_migration_task",
+    "stop_migration_task_sync",
+    "delete_migration_task",
+    "batch_stop_migration_tasks",
+    "batch_restart_online_migration_tasks",
 )
 
 _SCENARIO_DIR = Path(__file__).parent / "scenarios"
@@ -131,6 +145,17 @@ class StopScript(_Strict):
     """What POST stop does: TERMINATING for `terminating_seconds`, then TERMINATED."""
 
     terminating_seconds: float = Field(default=3.0, ge=0)
+
+
+class NewTaskScript(_Strict):
+    """How tasks created through the API live: RUNNING ("pending configuration") until an
+    online task is configured, then `pending_seconds` more RUNNING, FULLMIGRATING for
+    `full_seconds`, then INCRMIGEATING (incremental) or SUCCESS (full). A backup import is
+    MIGRATING for `import_seconds`, then SUCCESS. A restart plays the configured life again."""
+
+    pending_seconds: float = Field(default=2.0, ge=0)
+    full_seconds: float = Field(default=30.0, ge=0)
+    import_seconds: float = Field(default=30.0, ge=0)
 
 
 class BackupFile(BaseModel):
@@ -480,6 +505,9 @@ class Scenario(_Strict):
     token_lifetime_seconds: float = Field(default=86400.0, gt=0)
     tasks: list[MigrationScript] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
+    #: The DCS instances that exist, besides those of the tasks: a migration may name them by id.
+    instances: list[Instance] = Field(default_factory=lambda: [_source(), _target()])
+    new_tasks: NewTaskScript = Field(default_factory=NewTaskScript)
     # `task()` looks ids up here; rebuilt whenever `tasks` is another list (model_copy).
     _index: _TaskIndex = PrivateAttr(default_factory=_TaskIndex)
 
@@ -500,6 +528,14 @@ class Scenario(_Strict):
         if self._index.source is not self.tasks:
             self._index = _TaskIndex(self.tasks)
         return self._index.by_id.get(task_id)
+
+    def instance(self, instance_id: str) -> Instance | None:
+        """The DCS instance `instance_id`: one of `instances`, or of a task; else None."""
+        for task in self.tasks:
+            for instance in (task.source_instance, task.target_instance):
+                if instance is not None and instance.id == instance_id:
+                    return instance
+        return next((item for item in self.instances if item.id == instance_id), None)
 
 
 def bundled_scenarios() -> list[str]:
@@ -586,6 +622,7 @@ __all__ = [
     "MigrationMethod",
     "MigrationScript",
     "MigrationType",
+    "NewTaskScript",
     "RateLimitFault",
     "RequestFault",
     "RouteName",

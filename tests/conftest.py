@@ -71,7 +71,7 @@ class StubDcs:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = _serve
+            do_GET = do_POST = do_DELETE = _serve
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
