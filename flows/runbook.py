@@ -201,6 +201,7 @@ async def migration_runbook(
     max_offset: int = 0,
     max_key_difference: int = 1000,
     heartbeat_seconds: float = 600.0,
+    configure_grace_seconds: float | None = 300.0,
 ) -> RunbookSummary:
     """Wait for a DCS migration, then cut over and tell people.
 
@@ -242,6 +243,10 @@ async def migration_runbook(
             up (keys expire on both sides, so an exact match may never come).
         heartbeat_seconds: While the watch goes on, a log line this often saying so, with
             the status and progress (0: none).
+        configure_grace_seconds: Fail (MigrationNotConfigured) if the task is still RUNNING,
+            which DCS calls pending configuration, this many seconds after the wait
+            began: configure it with set_online_migration_task or in the DCS console
+            (empty: wait for it until the timeout).
     """
     _check(cutover, cutover_deployment, gate)
     gate_settings = GateSettings(
@@ -297,6 +302,7 @@ async def migration_runbook(
                 poll_interval_seconds=poll_interval_seconds,
                 timeout_seconds=timeout_seconds,
                 heartbeat_seconds=heartbeat_seconds or None,
+                configure_grace_seconds=configure_grace_seconds,
             )
             last = await watch_migration_task(task_id, credentials, watch)
             waited = time.monotonic() - began
