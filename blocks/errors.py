@@ -17,8 +17,10 @@ DcsError                          catch this to catch all of them
 │   │                             task seen, passwords masked
 │   ├── MigrationTimeout          the watch deadline passed; `.last_status` is the last seen
 │   ├── MigrationUnreachable      the task could not be read for too many polls in a row
-│   └── MigrationNotConfigured    the task stayed RUNNING (pending configuration) past the
-│                                 watch's `configure_grace_seconds`: nobody configured it
+│   ├── MigrationNotConfigured    the task stayed RUNNING (pending configuration) past the
+│   │                             watch's `configure_grace_seconds`: nobody configured it
+│   └── MigrationNotCreated       a create got no clear answer, and no task of its name is
+│                                 listed: none was created, so running again is safe
 ├── CutoverError                  the cutover did not happen as asked
 │   ├── CutoverFailed             the IP exchange or cutover deployment ended badly or late
 │   ├── CutoverAlreadyRequested   refused: this cutover was requested before (force=True)
@@ -229,6 +231,21 @@ class MigrationNotConfigured(MigrationError):
         self.grace_seconds = grace_seconds
         self.waited_seconds = waited_seconds
         self.last_task = last_task
+
+
+class MigrationNotCreated(MigrationError):
+    """A create request got no clear answer (no answer, a 5xx), and the task it would have
+    made is not listed: nothing was left behind, and a new run may create it.
+
+    `cause` is the text of the error the create request ended with.
+    """
+
+    transient = True
+
+    def __init__(self, message: str, *, task_name: str, cause: str) -> None:
+        super().__init__(message)
+        self.task_name = task_name
+        self.cause = cause
 
 
 class CutoverError(DcsError):
@@ -462,6 +479,7 @@ __all__ = [
     "MigrationError",
     "MigrationFailed",
     "MigrationNotConfigured",
+    "MigrationNotCreated",
     "MigrationTaskNotFound",
     "MigrationTimeout",
     "MigrationUnreachable",
