@@ -71,7 +71,11 @@ async def test_a_watch_of_100_polls_is_one_task_run_and_100_requests(
     """100 polls cost one Prefect task run and 101 requests (the list confirms the SUCCESS)."""
     dcs = serve(stub_dcs, {TASK: ["RUNNING"] * 99 + ["SUCCESS"]})
     state = await wait_for_migration_task(
-        TASK, await saved_block(stub_dcs), poll_interval_seconds=15, return_state=True
+        TASK,
+        await saved_block(stub_dcs),
+        poll_interval_seconds=15,
+        configure_grace_seconds=None,  # 25 minutes of RUNNING: pending, on purpose
+        return_state=True,
     )
     task = await state.result()
     assert task.succeeded
