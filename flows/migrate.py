@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from prefect import flow, get_run_logger
 from prefect.blocks.system import Secret
@@ -207,14 +207,33 @@ async def _verify(
     except CutoverFailed as error:
         if not rollback:
             raise
-        get_run_logger().error("verification failed (%s): rolling the IP exchange back", error)
-        run.failure = "verification failed, rolled back"
+        await _roll_back(run, task_id, plan, error)
+    return task, stats
+
+
+async def _roll_back(run: _Run, task_id: str, plan: CutoverPlan, failed: CutoverFailed) -> NoReturn:
+    """Undo the exchange that did not verify (at most once), then fail saying how it ended."""
+    logger = get_run_logger()
+    logger.error("verification failed (%s): rolling the IP exchange back", failed)
+    try:
         run.task = await rollback_instance_ip(
             task_id, run.credentials, poll_interval_seconds=plan.poll_interval_seconds
         )
-        add_row("rolled back", run.task, str(error))
-        raise
-    return task, stats
+    except DcsError as error:
+        run.failure = "verification failed, rollback failed"
+        msg = (
+            f"{failed}; rolling the IP exchange back failed too ({error}): the addresses may "
+            f"still be exchanged, check the source and target instances in the DCS console"
+        )
+        raise CutoverFailed(msg) from error
+    run.failure = "verification failed, rolled back"
+    add_row("rolled back", run.task, str(failed))
+    msg = (
+        f"{failed}; the IP exchange was rolled back (task_status "
+        f"{run.task.task_status}): applications reach the source again. Find out why the "
+        f"verification failed before cutting over again (exchange_instance_ip with force=True)"
+    )
+    raise CutoverFailed(msg) from failed
 
 
 async def _stop_sync(run: _Run, task_id: str, task: MigrationTask) -> bool:
