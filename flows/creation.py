@@ -243,9 +243,10 @@ async def find_or_create(client: AsyncDcsClient, wanted: TaskSpec) -> Found:
         if task_id is None:
             msg = (
                 f"creating migration task {wanted.name!r} failed without a clear answer "
-                f"({error}), and no task of that name is listed: none was created, and "
-                f"running migrate_instance again is safe (it looks the task up by name "
-                f"before creating one)"
+                f"({error}), and no task of that name is listed, so most likely none was "
+                f"created. Check the DCS console's data migration tasks for {wanted.name!r}, "
+                f"then run migrate_instance again: it looks the task up by name first, so "
+                f"it takes over one that shows up late instead of creating a second"
             )
             raise MigrationNotCreated(msg, task_name=wanted.name, cause=str(error)) from error
         return Found(task_id, created=True, recovered=str(error))
