@@ -17,6 +17,7 @@ tasks migrating the same data, so the task's *name* is its identity:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -129,15 +130,19 @@ def spec(
     if source.wire() == target.wire():
         msg = f"source and target are the same {describe(source)}: migrate to another instance"
         raise DcsValidationError(msg)
-    create = parse_request(
-        CreateOnlineMigration,
-        "migrate_instance",
-        name=task_name,
-        description=description,
-        vpc_id=vpc_id,
-        subnet_id=subnet_id,
-        security_group_id=security_group_id,
-    )
+    try:
+        create = parse_request(
+            CreateOnlineMigration,
+            "migrate_instance",
+            name=task_name,
+            description=description,
+            vpc_id=vpc_id,
+            subnet_id=subnet_id,
+            security_group_id=security_group_id,
+        )
+    except DcsValidationError as error:
+        # The request calls it `name`; the person filled in `task_name`.
+        raise DcsValidationError(re.sub(r"(?<!\w)name:", "task_name:", str(error))) from None
     configure = parse_request(
         ConfigureOnlineMigration,
         "migrate_instance",

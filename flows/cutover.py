@@ -509,6 +509,24 @@ async def rollback_instance_ip(
     )
 
 
+async def check_cutover_deployment(deployment_name: object) -> str:
+    """The name, once it is 'flow-name/deployment-name' of a deployment on this server.
+
+    A runbook checks it before it waits for hours, not when the cutover is due.
+    """
+    name = _check_deployment_name(deployment_name)
+    async with get_client() as client:
+        try:
+            await client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            msg = (
+                f"no deployment named {name!r} on this Prefect server: deploy it first, or "
+                f"copy its name as `prefect deployment ls` shows it"
+            )
+            raise DcsValidationError(msg) from None
+    return name
+
+
 def _check_deployment_name(deployment_name: object) -> str:
     parts = deployment_name.split("/") if isinstance(deployment_name, str) else []
     # Prefect forbids '/' in flow and deployment names, so exactly one separates them.
@@ -603,6 +621,7 @@ __all__ = [
     "DEPLOYMENT_POLL_SECONDS",
     "REFUSED",
     "START_GRACE_SECONDS",
+    "check_cutover_deployment",
     "cutover_record_name",
     "default_idempotency_key",
     "exchange_instance_ip",

@@ -28,6 +28,7 @@ summary = asyncio.run(
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NoReturn
@@ -42,7 +43,7 @@ from flows import clock
 from flows.catchup import Gate, GateSettings
 from flows.creation import TaskSpec, configure_if_needed, endpoint, find_or_create, spec
 from flows.credentials import DEFAULT_BLOCK_NAME, BlockName, aload_credentials
-from flows.cutover import rollback_instance_ip
+from flows.cutover import check_cutover_deployment, rollback_instance_ip
 from flows.gate import GateResult
 from flows.handover import (
     CUTOVER_WORDS,
@@ -126,6 +127,56 @@ def _check_choices(
             "'full' has none: turn it off, or use migration_method='incremental'"
         )
         raise DcsValidationError(msg)
+
+
+def _check_cutover_options(plan: CutoverPlan, approval_timeout_seconds: int) -> None:
+    """Refuse an option the chosen cutover would ignore, or one it could not use."""
+    if plan.cutover_parameters is not None and plan.cutover != "deployment":
+        msg = (
+            f"cutover_parameters are for cutover='deployment' (the cutover deployment's "
+            f"parameters), and cutover is {plan.cutover!r}: leave them empty"
+        )
+        raise DcsValidationError(msg)
+    exchange_only = {
+        "exchanged_ip": plan.exchanged_ip is not None,
+        "is_exchange_domain": plan.is_exchange_domain is not None,
+        "force_cutover": plan.force_cutover,
+    }
+    for name, given in exchange_only.items():
+        if given and plan.cutover != "exchange_ip":
+            msg = (
+                f"{name} is an option of the IP exchange (cutover='exchange_ip'), and "
+                f"cutover is {plan.cutover!r}: leave it empty, or set cutover='exchange_ip'"
+            )
+            raise DcsValidationError(msg)
+    for address in plan.exchanged_ip or []:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            msg = (
+                f"exchanged_ip must list IP addresses of the instances (e.g. '192.168.1.2'), "
+                f"got {address!r}; leave it empty to let DCS exchange the default ones"
+            )
+            raise DcsValidationError(msg) from None
+    if isinstance(approval_timeout_seconds, bool) or not approval_timeout_seconds > 0:
+        msg = (
+            f"approval_timeout_seconds must be more than 0 seconds, got "
+            f"{approval_timeout_seconds!r} (the default is 3600: an hour to answer)"
+        )
+        raise DcsValidationError(msg)
+
+
+async def _check_blocks(credentials: str, cutover_deployment: str | None) -> None:
+    """The credentials block loads and the cutover deployment exists: checked now, not late."""
+    try:
+        await aload_credentials(credentials)
+    except DcsValidationError as error:
+        raise DcsValidationError(f"credentials: {error}") from None
+    if cutover_deployment is not None:
+        try:
+            await check_cutover_deployment(cutover_deployment)
+        except DcsValidationError as error:
+            raise DcsValidationError(f"cutover_deployment: {error}") from None
 
 
 def _check_secret_name(name: str | None, parameter: str) -> None:
@@ -379,8 +430,10 @@ async def migrate_instance(
         force_cutover=force_cutover,
         poll_interval_seconds=poll_interval_seconds,
     )
+    _check_cutover_options(plan, approval_timeout_seconds)
     blocks_ = notification_blocks or []
     await check_notification_blocks(blocks_)
+    await _check_blocks(credentials, cutover_deployment)
     passwords = (
         await _password(source_password_secret, "source_password_secret"),
         await _password(target_password_secret, "target_password_secret"),
