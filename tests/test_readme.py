@@ -1,4 +1,5 @@
-"""The README's Python examples run as written, against a scripted DCS on 127.0.0.1."""
+"""The README's Python examples run as written, against a scripted DCS on 127.0.0.1 (and
+the whole-migration example against the sandbox, which creates and configures tasks)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 
 import pytest
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.blocks.system import Secret
 
 from blocks.credentials import DcsCredentials
 from flows.clock import FakeTime, use_time
+from sandbox import Scenario, serve
 from tests.conftest import TASK_ID, StubDcs
 from tests.fakes import PASSWORD, FakeDcs
 
@@ -18,16 +21,19 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 README = Path(__file__).parent.parent / "README.md"
 EXAMPLES = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+#: "Run a whole migration as code": it runs against the sandbox, the others against a fake.
+(WHOLE_MIGRATION,) = [example for example in EXAMPLES if "migrate_instance(" in example]
+SCRIPTED = [example for example in EXAMPLES if example is not WHOLE_MIGRATION]
 
 
 def test_readme_has_the_examples_this_test_expects() -> None:
-    """The README keeps its nine Python examples (so none is silently skipped)."""
-    assert len(EXAMPLES) == 9
+    """The README keeps its ten Python examples (so none is silently skipped)."""
+    assert len(EXAMPLES) == 10
 
 
 def test_readme_examples_run(stub_dcs: StubDcs, capsys: pytest.CaptureFixture[str]) -> None:
     """Each example runs; the block it saves is real, then pointed at the stub for the rest."""
-    exec(compile(EXAMPLES[0], "README.md:save-block", "exec"), {})  # noqa: S102
+    exec(compile(SCRIPTED[0], "README.md:save-block", "exec"), {})  # noqa: S102
     saved = DcsCredentials.load("dcs")
     assert saved.dcs_endpoint == "https://dcs.cn-north-4.myhuaweicloud.com"
     assert saved.auth_method == "aksk"
@@ -44,7 +50,7 @@ def test_readme_examples_run(stub_dcs: StubDcs, capsys: pytest.CaptureFixture[st
             name="ops", url=f"{sink.url}/hook", json_data={"text": "{{subject}}"}
         ).save("ops", overwrite=True)
         with use_time(FakeTime()):  # the examples' 15 s intervals pass instantly
-            for number, example in enumerate(EXAMPLES[1:], start=2):
+            for number, example in enumerate(SCRIPTED[1:], start=2):
                 code = compile(example, f"README.md:example-{number}", "exec")
                 exec(code, {"__name__": "readme"})  # noqa: S102
         notes = [json.loads(body)["text"] for _, _, _, body in sink.requests]
@@ -59,5 +65,33 @@ def test_readme_examples_run(stub_dcs: StubDcs, capsys: pytest.CaptureFixture[st
     assert "DCS.4133 req-s False" in out  # the error example
     assert dcs.posts["exchange-ip"] == 1
     assert any("ready for cutover" in note for note in notes)
+    assert any("cutover done" in note for note in notes)
+    assert PASSWORD not in out + " ".join(notes)
+
+
+def test_readme_whole_migration_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The migrate_instance example creates, configures and cuts over one task in the sandbox."""
+    fake = FakeTime()  # the gate's minute and the waits pass instantly
+    with serve(Scenario(), clock=fake.monotonic) as sandbox, StubDcs() as sink:
+        creds = sandbox.credentials
+        DcsCredentials(
+            endpoint=creds["endpoint"], project_id=creds["project_id"], token=creds["token"]
+        ).save("dcs", overwrite=True)
+        Secret(value=PASSWORD).save("orders-redis", overwrite=True)
+        CustomWebhookNotificationBlock(
+            name="ops", url=f"{sink.url}/hook", json_data={"text": "{{subject}}"}
+        ).save("ops", overwrite=True)
+        with use_time(fake):
+            code = compile(WHOLE_MIGRATION, "README.md:migrate-instance", "exec")
+            exec(code, {"__name__": "readme"})  # noqa: S102
+        notes = [json.loads(body)["text"] for _, _, _, body in sink.requests]
+        state = sandbox.state
+        (script,) = [s for s in state.scripts() if s.task_name == "orders-to-dcs"]
+        assert state.count("create_online_migration_task") == 1
+        assert state.exchanges(script.task_id) == 1
+        assert script.source_instance is not None
+        assert script.source_instance.password == PASSWORD  # from the Secret block
+    out = capsys.readouterr().out
+    assert "orders-to-dcs True EXCHANGE_SUCCESS" in out
     assert any("cutover done" in note for note in notes)
     assert PASSWORD not in out + " ".join(notes)
