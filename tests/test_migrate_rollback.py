@@ -46,10 +46,10 @@ def world(faults: list[dict[str, Any]]) -> Iterator[World]:
         yield world
 
 
-def _existing_task(world: World, steps: list[Step]) -> str:
+def _existing_task(world: World, steps: list[Step], **fields: Any) -> str:
     """A configured task of the world's name, source and target, living `steps` from now."""
     task_id = uuid.uuid4().hex
-    script = MigrationScript(task_id=task_id, task_name=world.name, steps=steps)
+    script = MigrationScript(task_id=task_id, task_name=world.name, steps=steps, **fields)
     world.sandbox.state.play(script)
     return task_id
 
@@ -103,3 +103,20 @@ async def test_without_the_flag_a_failed_verify_is_not_rolled_back(
     subjects = [subject for subject, _ in world.notifications()]
     assert any("cutover failed" in s for s in subjects), subjects
     assert not any("rolled back" in s for s in subjects), subjects
+
+
+@pytest.mark.parametrize("faults", [pytest.param([], id="no-faults")], indirect=True)
+async def test_a_rollback_that_fails_says_the_addresses_may_still_be_exchanged(
+    world: World,
+) -> None:
+    """The rollback ends ROLLBACK_FAILED: sent once, and the error says to check the console."""
+    await world.save()
+    rollback_fails = {"exchange": {"rollback_outcome": "failure"}}
+    task_id = _existing_task(world, FAILS_AFTER_EXCHANGE, **rollback_fails)
+    error = await _run(world, rollback=True)
+    state = world.sandbox.state
+    assert (state.exchange_requests(task_id), state.rollback_requests(task_id)) == (1, 1)
+    assert "rolling the IP exchange back failed too" in str(error)
+    assert "DCS console" in str(error)
+    subjects = [subject for subject, _ in world.notifications()]
+    assert sum("verification failed, rollback failed" in s for s in subjects) == 1, subjects
