@@ -14,14 +14,21 @@ from flows import events
 
 ROOT = Path(__file__).parent.parent
 CONFIG = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
-DEPLOYMENTS = {item["name"]: item for item in CONFIG["deployments"]}
+# Keyed "<flow file>/<deployment>": the runbook and the fleet each have a "manual" one.
+DEPLOYMENTS = {
+    f"{Path(item['entrypoint'].split(':')[0]).stem}/{item['name']}": item
+    for item in CONFIG["deployments"]
+}
 
 
-def test_the_four_deployments_of_the_design_are_there() -> None:
-    """Manual runbook, scheduled sensor, event-triggered cutover and the wait flow."""
-    assert set(DEPLOYMENTS) == {"manual", "every-2-minutes", "cutover-on-ready", "wait"}
-    assert "schedules" not in DEPLOYMENTS["manual"]
-    assert DEPLOYMENTS["every-2-minutes"]["schedules"] == [{"interval": 120}]
+def test_the_deployments_of_the_design_are_there() -> None:
+    """Manual runbook, scheduled sensor, event-triggered cutover, the wait flow, the fleet."""
+    assert set(DEPLOYMENTS) == {
+        "runbook/manual", "sensor/every-2-minutes", "runbook/cutover-on-ready", "wait/wait",
+        "fleet/manual",
+    }  # fmt: skip
+    assert "schedules" not in DEPLOYMENTS["runbook/manual"]
+    assert DEPLOYMENTS["sensor/every-2-minutes"]["schedules"] == [{"interval": 120}]
 
 
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
@@ -42,21 +49,21 @@ def test_entrypoint_and_parameters_match_the_flow(
 
 def test_the_cutover_trigger_is_a_valid_prefect_trigger_on_our_event() -> None:
     """The trigger parses as a DeploymentEventTrigger on dcs.migration.ready-for-cutover."""
-    (raw,) = DEPLOYMENTS["cutover-on-ready"]["triggers"]
+    (raw,) = DEPLOYMENTS["runbook/cutover-on-ready"]["triggers"]
     trigger = DeploymentEventTrigger(**{k: v for k, v in raw.items() if k != "type"})
     assert trigger.expect == {events.READY_FOR_CUTOVER}
     assert raw["match"]["prefect.resource.id"] == f"{events.RESOURCE_PREFIX}*"
     assert raw["match"]["dcs.emitter"] == "sensor"  # never the runbook's own watch
     assert raw["parameters"]["task_id"] == "{{ event.payload.task_id }}"
-    assert DEPLOYMENTS["cutover-on-ready"]["parameters"]["require_approval"] is True
+    assert DEPLOYMENTS["runbook/cutover-on-ready"]["parameters"]["require_approval"] is True
 
 
 def test_nothing_cuts_over_unless_asked() -> None:
     """The automatic cutover is off after deploy, its runs stand down; manual ones ask first."""
-    (trigger,) = DEPLOYMENTS["cutover-on-ready"]["triggers"]
+    (trigger,) = DEPLOYMENTS["runbook/cutover-on-ready"]["triggers"]
     assert trigger["enabled"] is False
-    assert DEPLOYMENTS["cutover-on-ready"]["parameters"]["automatic"] is True
-    assert DEPLOYMENTS["manual"]["parameters"]["require_approval"] is True
+    assert DEPLOYMENTS["runbook/cutover-on-ready"]["parameters"]["automatic"] is True
+    assert DEPLOYMENTS["runbook/manual"]["parameters"]["require_approval"] is True
     for name, deployment in DEPLOYMENTS.items():
         for trigger in deployment.get("triggers", []):
             assert trigger["enabled"] is False, f"{name} starts runs on its own"
@@ -78,6 +85,14 @@ def test_the_parameter_values_are_ones_the_flow_accepts(
 
 def test_the_event_triggered_cutover_is_gated() -> None:
     """The unattended path keeps the catch-up gate on, with the documented defaults."""
-    parameters = DEPLOYMENTS["cutover-on-ready"]["parameters"]
+    parameters = DEPLOYMENTS["runbook/cutover-on-ready"]["parameters"]
     assert parameters["gate"] == "on"
     assert (parameters["settle_seconds"], parameters["max_offset"]) == (60, 0)
+
+
+def test_the_fleet_asks_per_wave_and_keeps_the_gate() -> None:
+    """The manual fleet cuts over in waves, each approved by a person, behind the gate."""
+    parameters = DEPLOYMENTS["fleet/manual"]["parameters"]
+    assert (parameters["approval"], parameters["wave_size"]) == ("per_wave", 10)
+    assert parameters["gate"] == "on"
+    assert "schedules" not in DEPLOYMENTS["fleet/manual"]
