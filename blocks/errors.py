@@ -16,7 +16,11 @@ DcsError                          catch this to catch all of them
 │   ├── MigrationFailed           the task reached a failure status; `.task` is the last
 │   │                             task seen, passwords masked
 │   ├── MigrationTimeout          the watch deadline passed; `.last_status` is the last seen
-│   └── MigrationUnreachable      the task could not be read for too many polls in a row
+│   ├── MigrationUnreachable      the task could not be read for too many polls in a row
+│   ├── MigrationNotConfigured    the task stayed RUNNING (pending configuration) past the
+│   │                             watch's `configure_grace_seconds`: nobody configured it
+│   └── MigrationNotCreated       a create got no clear answer, and no task of its name is
+│                                 listed: none was created, so running again is safe
 ├── CutoverError                  the cutover did not happen as asked
 │   ├── CutoverFailed             the IP exchange or cutover deployment ended badly or late
 │   ├── CutoverAlreadyRequested   refused: this cutover was requested before (force=True)
@@ -202,6 +206,46 @@ class MigrationUnreachable(MigrationError):
         self.last_status = last_status
         self.consecutive_errors = consecutive_errors
         self.last_error = last_error
+
+
+class MigrationNotConfigured(MigrationError):
+    """The task is still `RUNNING` ("pending configuration") past the grace the watch gives.
+
+    A task created online waits in RUNNING until `set_online_migration_task` (or the DCS
+    console) configures it; without this, a watch would wait for it until its deadline
+    without saying why. `waited_seconds` is how long the watch had seen it so, `last_task`
+    the last read (passwords masked).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str,
+        grace_seconds: float,
+        waited_seconds: float,
+        last_task: MigrationTask | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.grace_seconds = grace_seconds
+        self.waited_seconds = waited_seconds
+        self.last_task = last_task
+
+
+class MigrationNotCreated(MigrationError):
+    """A create request got no clear answer (no answer, a 5xx), and the task it would have
+    made is not listed: nothing was left behind, and a new run may create it.
+
+    `cause` is the text of the error the create request ended with.
+    """
+
+    transient = True
+
+    def __init__(self, message: str, *, task_name: str, cause: str) -> None:
+        super().__init__(message)
+        self.task_name = task_name
+        self.cause = cause
 
 
 class CutoverError(DcsError):
@@ -434,6 +478,8 @@ __all__ = [
     "DcsValidationError",
     "MigrationError",
     "MigrationFailed",
+    "MigrationNotConfigured",
+    "MigrationNotCreated",
     "MigrationTaskNotFound",
     "MigrationTimeout",
     "MigrationUnreachable",

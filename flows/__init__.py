@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from flows.fleet import FleetSummary, migration_fleet
     from flows.gate import GateResult, wait_until_caught_up
     from flows.message import format_message
+    from flows.migrate import MigrationSummary, migrate_instance
     from flows.notify import notify_migration, send_notification
     from flows.runbook import RunbookSummary, migration_runbook
     from flows.sensor import migration_sensor
@@ -34,6 +35,8 @@ _LAZY = {
     "GateResult": "flows.gate",
     "wait_until_caught_up": "flows.gate",
     "format_message": "flows.message",
+    "MigrationSummary": "flows.migrate",
+    "migrate_instance": "flows.migrate",
     "notify_migration": "flows.notify",
     "send_notification": "flows.notify",
     "RunbookSummary": "flows.runbook",
@@ -53,6 +56,7 @@ __all__ = [
     "DEFAULT_BLOCK_NAME",
     "FleetSummary",
     "GateResult",
+    "MigrationSummary",
     "RunbookSummary",
     "WatchResult",
     "aload_credentials",
@@ -60,6 +64,7 @@ __all__ = [
     "fetch_migration_task",
     "format_message",
     "load_credentials",
+    "migrate_instance",
     "migration_fleet",
     "migration_runbook",
     "migration_sensor",

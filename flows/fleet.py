@@ -12,9 +12,10 @@ runbook each. The run:
    failed, deleted or timed-out one is marked failed;
 4. for each ready task: the catch-up gate, the approval (per task, per wave, or none), the
    gate again after an approval, and the IP exchange (`exchange_instance_ip`), at most
-   `max_parallel_cutovers` at a time. With `wave_size`, tasks go in waves: a wave takes up
-   to `wave_size` of the tasks ready when the last wave ended, and the next starts when
-   all of it has ended;
+   `max_parallel_cutovers` at a time. The steps are the runbook's (`flows.handover`); only
+   their order across tasks, the approvals and the board are the fleet's own. With
+   `wave_size`, tasks go in waves: a wave takes up to `wave_size` of the tasks ready when
+   the last wave ended, and the next starts when all of it has ended;
 5. keeps a summary table on the run (`flows.fleet_board`), sends a notification per wave
    and one at the end, and ends Completed only if every task was cut over (or already
    was); otherwise Failed, naming the tasks, once all others have ended.
@@ -46,12 +47,20 @@ from blocks.client import validate_path_parameter
 from blocks.errors import CutoverFailed, DcsValidationError
 from blocks.models import MigrationTask
 from flows import clock
-from flows.approval import approval_description, approved_comment, pause_for_approval
-from flows.catchup import GATE_VALUES, Gate, GateSettings
+from flows.approval import approved_comment, pause_for_approval
+from flows.catchup import Gate, GateSettings
 from flows.credentials import DEFAULT_BLOCK_NAME, BlockName, aload_credentials
-from flows.cutover import CUTOVER_FAILURE_STATUSES, exchange_instance_ip
 from flows.fleet_board import FleetBoard, Stage
-from flows.gate import GateResult, gate_cutover
+from flows.gate import GateResult
+from flows.handover import (
+    STAGE_BEFORE_APPROVAL,
+    CutoverPlan,
+    approval_form,
+    check_cut_over,
+    exchange_ip,
+    run_gate,
+    stage_before,
+)
 from flows.notify import check_notification_blocks, send_notification
 from flows.polling import Outcome, WatchSettings, open_client
 from flows.records import CutoverRecords, Record, RecordState
@@ -59,12 +68,9 @@ from flows.wait import watch_migration_tasks
 
 FleetApproval = Literal["none", "per_wave", "per_task"]
 APPROVAL_VALUES: tuple[str, ...] = get_args(FleetApproval)
-#: An exchange takes seconds: it is followed at least this closely.
-EXCHANGE_POLL_SECONDS = 5.0
 #: Record reads in flight at once when the run starts (one or two reads per task).
 RECORD_READS = 10
-_STAGE_BEFORE_EXCHANGE = "before the IP exchange"
-_STAGE_BEFORE_APPROVAL = "before approval"
+_STAGE_BEFORE_EXCHANGE = stage_before("exchange_ip")
 # A failure message names this many tasks; the summary artifact has them all.
 _NAMED_IN_FAILURE = 20
 
@@ -86,23 +92,17 @@ def fleet_run_name() -> str:
 
 @dataclass(frozen=True)
 class _Plan:
-    """What the fleet was asked to do, checked once."""
+    """What the fleet was asked to do, checked once; `cutover` is each task's (the runbook's)."""
 
     credentials: str
-    gate: Gate
-    gate_settings: GateSettings
+    cutover: CutoverPlan
     approval: FleetApproval
-    approval_timeout_seconds: int
     wave_size: int
     max_parallel_cutovers: int
-    is_exchange_domain: bool | None
-    exchange_poll_seconds: float
     notification_blocks: list[str]
 
     def __post_init__(self) -> None:
         problems = []
-        if self.gate not in GATE_VALUES:
-            problems.append(f"gate must be 'on' or 'off', got {self.gate!r}")
         if self.approval not in APPROVAL_VALUES:
             problems.append(
                 f"approval must be one of {', '.join(APPROVAL_VALUES)}, got {self.approval!r}"
@@ -276,7 +276,7 @@ class _Fleet:
                 return True
             if task.task_id not in self.resuming:
                 if self.plan.approval == "per_task":
-                    gate = await self.gate(task, _STAGE_BEFORE_APPROVAL)
+                    gate = await self.gate(task, STAGE_BEFORE_APPROVAL)
                     await self.approve_task(task, gate)
                 await self.gate(task, _STAGE_BEFORE_EXCHANGE)
             await self.exchange(task)
@@ -292,7 +292,7 @@ class _Fleet:
                 return False
             if task.task_id in self.resuming:
                 return None
-            return await self.gate(task, _STAGE_BEFORE_APPROVAL)
+            return await self.gate(task, STAGE_BEFORE_APPROVAL)
         except Exception as error:
             await self.failed(str(task.task_id), error)
             return False
@@ -330,22 +330,28 @@ class _Fleet:
         self.board.move(task_id, Stage.ALREADY, f"record {record.name}, by flow run {by}")
 
     async def gate(self, task: MigrationTask, stage: str) -> GateResult | None:
-        if self.plan.gate == "off":
+        plan = self.plan.cutover
+        if plan.gate == "off":
             return None
         self.board.move(str(task.task_id), Stage.GATING)
-        result = await gate_cutover(task, self.plan.credentials, self.plan.gate_settings, stage)
+        result = await run_gate(task, self.plan.credentials, plan.gate_settings, stage)
         self.board.gated(result)
         return result
+
+    async def form(self, task: MigrationTask, gate: GateResult | bool | None) -> str:
+        shown = gate if isinstance(gate, GateResult) else None
+        return await approval_form(task, self.plan.credentials, shown)
 
     async def approve_task(self, task: MigrationTask, gate: GateResult | None) -> None:
         self.board.move(str(task.task_id), Stage.APPROVAL)
         subject = f"the cutover of {task.describe()}"
+        description = await self.form(task, gate)
         async with self.approvals:  # a pause is the whole run's: one question at a time
             answer = await pause_for_approval(
                 subject,
                 f"approve-cutover-{task.task_id}",
-                self.plan.approval_timeout_seconds,
-                approval_description(task, gate, None),
+                self.plan.cutover.approval_timeout_seconds,
+                description,
             )
         approved_comment(subject, answer)
 
@@ -357,15 +363,13 @@ class _Fleet:
             self.board.move(str(task.task_id), Stage.APPROVAL)
         subject = f"wave {number} of the fleet ({len(asked)} migration tasks)"
         parts = [f"Cut over wave {number}: {len(asked)} migration tasks?"]
-        for task, gate in asked:
-            shown = gate if isinstance(gate, GateResult) else None
-            parts.append(approval_description(task, shown, None))
         try:
+            parts += await asyncio.gather(*(self.form(task, gate) for task, gate in asked))
             async with self.approvals:
                 answer = await pause_for_approval(
                     subject,
                     f"approve-wave-{number}",
-                    self.plan.approval_timeout_seconds,
+                    self.plan.cutover.approval_timeout_seconds,
                     "\n\n---\n\n".join(parts),
                 )
             approved_comment(subject, answer)
@@ -378,16 +382,9 @@ class _Fleet:
     async def exchange(self, task: MigrationTask) -> None:
         task_id = str(task.task_id)
         self.board.move(task_id, Stage.EXCHANGING)
-        done = await exchange_instance_ip(
-            task_id,
-            self.plan.credentials,
-            is_exchange_domain=self.plan.is_exchange_domain,
-            poll_interval_seconds=self.plan.exchange_poll_seconds,
-        )
+        done = await exchange_ip(task_id, self.plan.credentials, self.plan.cutover)
         self.board.seen(done)
-        if done.status in CUTOVER_FAILURE_STATUSES:
-            msg = f"after the IP exchange, {done.describe()} is in a failure status"
-            raise CutoverFailed(msg)
+        check_cut_over(done, "exchange_ip")
         self.logger.info("fleet: %s cut over (task_status %s)", done.describe(), done.task_status)
         self.board.move(task_id, Stage.CUT_OVER, f"task_status {done.task_status}")
         await self.board.publish()
@@ -517,20 +514,24 @@ async def migration_fleet(
     """
     plan = _Plan(
         credentials=credentials,
-        gate=gate,
-        gate_settings=GateSettings(
-            gate_interval_seconds=gate_interval_seconds,
-            settle_seconds=settle_seconds,
-            gate_timeout_seconds=gate_timeout_seconds,
-            max_offset=max_offset,
-            max_key_difference=max_key_difference,
+        cutover=CutoverPlan(
+            cutover="exchange_ip",
+            gate=gate,
+            gate_settings=GateSettings(
+                gate_interval_seconds=gate_interval_seconds,
+                settle_seconds=settle_seconds,
+                gate_timeout_seconds=gate_timeout_seconds,
+                max_offset=max_offset,
+                max_key_difference=max_key_difference,
+            ),
+            require_approval=approval != "none",
+            approval_timeout_seconds=approval_timeout_seconds,
+            is_exchange_domain=is_exchange_domain,
+            poll_interval_seconds=poll_interval_seconds,
         ),
         approval=approval,
-        approval_timeout_seconds=approval_timeout_seconds,
         wave_size=wave_size,
         max_parallel_cutovers=max_parallel_cutovers,
-        is_exchange_domain=is_exchange_domain,
-        exchange_poll_seconds=min(poll_interval_seconds, EXCHANGE_POLL_SECONDS),
         notification_blocks=notification_blocks or [],
     )
     settings = WatchSettings(
@@ -578,7 +579,6 @@ async def migration_fleet(
 
 __all__ = [
     "APPROVAL_VALUES",
-    "EXCHANGE_POLL_SECONDS",
     "FleetApproval",
     "FleetSummary",
     "fleet_run_name",

@@ -13,7 +13,7 @@ On any failure it notifies, then re-raises, so the run ends Failed with the reas
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from prefect import Flow, flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
@@ -21,28 +21,27 @@ from prefect.client.schemas.objects import State as PrefectState
 from prefect.logging.loggers import flow_run_logger
 from pydantic import BaseModel, Field
 
-from blocks.errors import CutoverFailed, DcsError, DcsValidationError
-from blocks.models import EXCHANGE_SUCCESS, MigrationTask, MigrationTaskStats
+from blocks.errors import DcsError
+from blocks.models import MigrationTask
 from flows import clock
-from flows.approval import APPROVAL_POLL_SECONDS, Approval, approval_description, ask_approval
+from flows.approval import APPROVAL_POLL_SECONDS, Approval
 from flows.automatic import reason_to_stand_down, runbook_run_name
-from flows.catchup import GATE_VALUES, Gate, GateSettings
-from flows.credentials import DEFAULT_BLOCK_NAME, BlockName, aload_credentials, load_credentials
-from flows.cutover import (
-    CUTOVER_FAILURE_STATUSES,
-    exchange_instance_ip,
-    run_cutover_deployment,
+from flows.catchup import Gate, GateSettings
+from flows.credentials import DEFAULT_BLOCK_NAME, BlockName, load_credentials
+from flows.gate import GateResult
+from flows.handover import (
+    EXCHANGE_POLL_SECONDS,
+    Cutover,
+    CutoverPlan,
+    gate_and_approve,
+    read_after_cutover,
+    switch,
+    verified,
 )
-from flows.gate import GateResult, gate_cutover
 from flows.notify import check_notification_blocks, notify_migration
-from flows.polling import Until, WatchSettings, open_client, read_task
+from flows.polling import Until, WatchSettings
 from flows.timeline import RunTimeline, add_row, recording
 from flows.wait import watch_migration_task
-
-Cutover = Literal["none", "exchange_ip", "deployment"]
-
-#: The longest wait between two reads while an IP exchange is followed.
-EXCHANGE_POLL_SECONDS = 5.0
 
 
 class RunbookSummary(BaseModel):
@@ -63,90 +62,6 @@ class RunbookSummary(BaseModel):
         default=None,
         description="The catch-up gate's last pass before the cutover (None: none ran).",
     )
-
-
-_CUTOVER_WORDS = {"exchange_ip": "the IP exchange", "deployment": "the cutover deployment"}
-
-
-def _check(cutover: Cutover, cutover_deployment: str | None, gate: Gate) -> None:
-    if gate not in GATE_VALUES:
-        msg = f"gate must be 'on' or 'off', got {gate!r}"
-        raise DcsValidationError(msg)
-    if cutover == "deployment" and not cutover_deployment:
-        msg = "cutover='deployment' needs cutover_deployment ('flow-name/deployment-name')"
-        raise DcsValidationError(msg)
-    if cutover != "deployment" and cutover_deployment:
-        msg = f"cutover_deployment {cutover_deployment!r} is set but cutover is {cutover!r}"
-        raise DcsValidationError(msg)
-
-
-async def _approve(
-    task: MigrationTask, credentials: str, timeout_seconds: int, gate: GateResult | None
-) -> str:
-    """Ask a person, showing the gate's figures, or (gate off) one fresh read of the stats."""
-    stats: MigrationTaskStats | DcsError | None = None
-    if gate is None:
-        try:
-            async with open_client(await aload_credentials(credentials)) as client:
-                stats = await client.show_migration_task_stats(str(task.task_id))
-        except DcsError as error:  # the form says so; the person decides
-            stats = error
-    return await ask_approval(task, timeout_seconds, approval_description(task, gate, stats))
-
-
-async def _gate_and_approve(
-    task: MigrationTask,
-    credentials: str,
-    cutover: Cutover,
-    gate: Gate,
-    settings: GateSettings,
-    *,
-    require_approval: bool,
-    approval_timeout_seconds: int,
-) -> tuple[GateResult | None, str | None]:
-    """The gate's last pass and the approver's comment: gate -> (approval -> gate again)."""
-    action = _CUTOVER_WORDS[cutover]
-    if gate == "off":
-        get_run_logger().warning(
-            "the catch-up gate is off (gate='off'): %s of migration task %s does not wait for "
-            "the target to catch up with the source; writes not yet copied to it would be lost",
-            action,
-            task.task_id,
-        )
-        comment = (
-            await _approve(task, credentials, approval_timeout_seconds, None)
-            if require_approval
-            else None
-        )
-        return None, comment
-    comment = None
-    if require_approval:
-        first = await _gate(task, credentials, settings, "before approval")
-        comment = await _approve(task, credentials, approval_timeout_seconds, first)
-    # Again after an approval, in full: the offset can grow while a person decides.
-    return await _gate(task, credentials, settings, f"before {action}"), comment
-
-
-async def _gate(
-    task: MigrationTask, credentials: str, settings: GateSettings, stage: str
-) -> GateResult:
-    result = await gate_cutover(task, credentials, settings, stage)
-    add_row("catch-up gate", None, result.describe())
-    return result
-
-
-def _verify(task: MigrationTask, cutover: Cutover) -> None:
-    """The task after the cutover must not have failed, and an exchange must show success."""
-    # Not `task.failed`: a cutover often stops incremental sync, and TERMINATED is fine then.
-    if task.status in CUTOVER_FAILURE_STATUSES:
-        msg = f"after the cutover, {task.describe()} is in a failure status"
-        raise CutoverFailed(msg)
-    if cutover == "exchange_ip" and (task.task_status or "").upper() != EXCHANGE_SUCCESS:
-        msg = (
-            f"after the IP exchange, {task.describe()} shows task_status "
-            f"{task.task_status!r}, not {EXCHANGE_SUCCESS}"
-        )
-        raise CutoverFailed(msg)
 
 
 def stop_on_cancel(flow: Flow[..., Any], flow_run: FlowRun, state: PrefectState) -> None:
@@ -201,6 +116,7 @@ async def migration_runbook(
     max_offset: int = 0,
     max_key_difference: int = 1000,
     heartbeat_seconds: float = 600.0,
+    configure_grace_seconds: float | None = 300.0,
 ) -> RunbookSummary:
     """Wait for a DCS migration, then cut over and tell people.
 
@@ -242,14 +158,29 @@ async def migration_runbook(
             up (keys expire on both sides, so an exact match may never come).
         heartbeat_seconds: While the watch goes on, a log line this often saying so, with
             the status and progress (0: none).
+        configure_grace_seconds: Fail (MigrationNotConfigured) if the task is still RUNNING,
+            which DCS calls pending configuration, this many seconds after the wait
+            began: configure it with set_online_migration_task or in the DCS console
+            (empty: wait for it until the timeout).
     """
-    _check(cutover, cutover_deployment, gate)
-    gate_settings = GateSettings(
-        gate_interval_seconds=gate_interval_seconds,
-        settle_seconds=settle_seconds,
-        gate_timeout_seconds=gate_timeout_seconds,
-        max_offset=max_offset,
-        max_key_difference=max_key_difference,
+    plan = CutoverPlan(
+        cutover=cutover,
+        gate=gate,
+        gate_settings=GateSettings(
+            gate_interval_seconds=gate_interval_seconds,
+            settle_seconds=settle_seconds,
+            gate_timeout_seconds=gate_timeout_seconds,
+            max_offset=max_offset,
+            max_key_difference=max_key_difference,
+        ),
+        require_approval=require_approval,
+        approval_timeout_seconds=approval_timeout_seconds,
+        cutover_deployment=cutover_deployment,
+        cutover_parameters=cutover_parameters,
+        exchanged_ip=exchanged_ip,
+        is_exchange_domain=is_exchange_domain,
+        force_cutover=force_cutover,
+        poll_interval_seconds=poll_interval_seconds,
     )
     logger = get_run_logger()
     if require_approval and cutover == "none":
@@ -297,6 +228,7 @@ async def migration_runbook(
                 poll_interval_seconds=poll_interval_seconds,
                 timeout_seconds=timeout_seconds,
                 heartbeat_seconds=heartbeat_seconds or None,
+                configure_grace_seconds=configure_grace_seconds,
             )
             last = await watch_migration_task(task_id, credentials, watch)
             waited = time.monotonic() - began
@@ -305,39 +237,12 @@ async def migration_runbook(
             deployment_run = None
             caught_up = None
             if cutover != "none":
-                caught_up, comment = await _gate_and_approve(
-                    last,
-                    credentials,
-                    cutover,
-                    gate,
-                    gate_settings,
-                    require_approval=require_approval,
-                    approval_timeout_seconds=approval_timeout_seconds,
-                )
+                caught_up, comment = await gate_and_approve(last, credentials, plan)
                 failure = "cutover failed"
-                if cutover == "exchange_ip":
-                    last = await exchange_instance_ip(
-                        task_id,
-                        credentials,
-                        exchanged_ip=exchanged_ip,
-                        is_exchange_domain=is_exchange_domain,
-                        # An exchange takes seconds: follow it at least this closely.
-                        poll_interval_seconds=min(poll_interval_seconds, EXCHANGE_POLL_SECONDS),
-                        force=force_cutover,
-                    )
-                else:
-                    run = await run_cutover_deployment(
-                        str(cutover_deployment), cutover_parameters or {"task_id": task_id}
-                    )
-                    deployment_run = run.name
-                    add_row("cutover deployment", None, f"flow run {run.name} completed")
-                async with open_client(await aload_credentials(credentials)) as client:
-                    last = await read_task(client, task_id)
-                logger.info(
-                    "after the cutover: %s, task_status %s", last.describe(), last.task_status
-                )
-                _verify(last, cutover)
-                add_row("verified", last, f"{_CUTOVER_WORDS[cutover]} done")
+                switched, deployment_run = await switch(task_id, credentials, plan)
+                last = switched or last
+                last = await read_after_cutover(task_id, credentials)
+                verified(last, cutover)
                 await tell("cutover done", last)
         except Exception as error:
             logger.error("runbook for migration task %s failed: %s", task_id, error)

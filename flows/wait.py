@@ -156,6 +156,7 @@ def _settings(
     timeout_seconds: float,
     max_poll_interval_seconds: float | None,
     max_consecutive_errors: int,
+    configure_grace_seconds: float | None,
     track_progress: bool = True,
 ) -> WatchSettings:
     return WatchSettings(
@@ -165,6 +166,7 @@ def _settings(
         max_poll_interval_seconds=max_poll_interval_seconds,
         max_consecutive_errors=max_consecutive_errors,
         track_progress=track_progress,
+        configure_grace_seconds=configure_grace_seconds,
     )
 
 
@@ -282,12 +284,15 @@ async def wait_for_migration_task(
     timeout_seconds: float = 86400.0,
     max_poll_interval_seconds: float | None = None,
     max_consecutive_errors: int = 20,
+    configure_grace_seconds: float | None = 300.0,
 ) -> MigrationTask:
     """Wait for a DCS migration task to finish, or to be ready for cutover.
 
     Returns the final task (Redis passwords masked). Raises `MigrationFailed` on a failure
     status, `MigrationTimeout` at the deadline, `MigrationTaskNotFound` at once if the
-    task does not exist, and `MigrationUnreachable` after too many failed polls in a row.
+    task does not exist, `MigrationUnreachable` after too many failed polls in a row, and
+    `MigrationNotConfigured` when the task is still RUNNING (pending configuration) after
+    `configure_grace_seconds`.
 
     Args:
         task_id: The migration task's ID, as the DCS console shows it.
@@ -299,6 +304,10 @@ async def wait_for_migration_task(
         timeout_seconds: Give up (MigrationTimeout) after this many seconds.
         max_poll_interval_seconds: If set, the interval grows while nothing changes, up to this.
         max_consecutive_errors: Fail after this many failed polls in a row.
+        configure_grace_seconds: Fail (MigrationNotConfigured) if the task is still RUNNING,
+            which DCS calls pending configuration, this many seconds after the watch
+            began: configure it with set_online_migration_task or in the DCS console
+            (empty: wait for it until the timeout).
     """
     settings = _settings(
         until,
@@ -306,6 +315,7 @@ async def wait_for_migration_task(
         timeout_seconds,
         max_poll_interval_seconds,
         max_consecutive_errors,
+        configure_grace_seconds,
     )
     return await watch_migration_task(task_id, credentials, settings)
 
@@ -321,6 +331,7 @@ async def wait_for_migration_tasks(
     max_consecutive_errors: int = 20,
     max_concurrency: int = 10,
     max_requests_per_second: float = 20.0,
+    configure_grace_seconds: float | None = 300.0,
 ) -> dict[str, WatchResult]:
     """Wait for many DCS migration tasks at once; one task's end never stops the others.
 
@@ -337,6 +348,8 @@ async def wait_for_migration_tasks(
         max_consecutive_errors: A task fails after this many failed reads in a row.
         max_concurrency: At most this many requests in flight at once.
         max_requests_per_second: At most this many requests started per second.
+        configure_grace_seconds: A task still RUNNING (pending configuration) this many
+            seconds after the watch began fails with MigrationNotConfigured (empty: never).
     """
     settings = _settings(
         until,
@@ -344,6 +357,7 @@ async def wait_for_migration_tasks(
         timeout_seconds,
         max_poll_interval_seconds,
         max_consecutive_errors,
+        configure_grace_seconds,
         track_progress=False,
     )
     return await watch_migration_tasks(

@@ -361,6 +361,22 @@ class MigrationScript(_Strict):
         return cls.model_validate({"task_id": task_id, "steps": steps, **fields})
 
     @classmethod
+    def unconfigured(cls, task_id: str, **fields: Any) -> MigrationScript:
+        """Created online and never configured: RUNNING ("pending configuration") for ever,
+        with no method and no source instance yet, as `create_online_migration_task` leaves it."""
+        return cls.model_validate(
+            {
+                "task_id": task_id,
+                "migration_method": None,
+                "source_instance": None,
+                "target_instance": {"task_status": None, "proxy_multi_db": None, "db": None},
+                "bandwidth_limit_mb": None,
+                "steps": [{"status": "RUNNING"}],
+                **fields,
+            }
+        )
+
+    @classmethod
     def backup_import(
         cls, task_id: str, *, import_seconds: float = 30.0, **fields: Any
     ) -> MigrationScript:

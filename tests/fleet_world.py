@@ -1,4 +1,5 @@
-"""The fleet tests' world: the runbook world's DCS, sink and blocks, holding many tasks.
+"""The fleet tests' world: the runbook world's DCS, sink and blocks, holding many tasks;
+with the `fleet` fixture that hands it out (a pytest plugin, like the runbook world).
 
 Task ids are unique per test (cutover records are per task id, and the Prefect server is
 shared by the session). With five or more tasks pending, the watch reads statuses from the
@@ -15,6 +16,7 @@ import json
 from typing import Any
 from uuid import UUID
 
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State
 
@@ -97,4 +99,12 @@ class FleetWorld:
         return {name: rows[task_id] for name, task_id in self.ids.items()}
 
 
-__all__ = ["LAGGING", "QUICK", "FleetWorld"]
+@pytest.fixture
+async def fleet(world: World) -> FleetWorld:
+    """A fleet world on fresh DCS and sink servers, with fake time."""
+    built = FleetWorld(world)
+    await built.setup()
+    return built
+
+
+__all__ = ["LAGGING", "QUICK", "FleetWorld", "fleet"]

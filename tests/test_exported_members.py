@@ -17,7 +17,8 @@ def test_blocks_exports() -> None:
         "DcsServerError", "DcsSettings", "DcsTransportError", "DcsUnexpectedResponse",
         "DcsValidationError",
         "IamPasswordAuth", "MigrationError", "MigrationFailed", "MigrationStatus",
-        "MigrationTask", "MigrationTaskNotFound", "MigrationTimeout", "RetryPolicy",
+        "MigrationNotConfigured", "MigrationTask", "MigrationTaskNotFound", "MigrationTimeout",
+        "RetryPolicy",
         "TokenAuth", "__version__",
     }  # fmt: skip
     for name in blocks.__all__:
@@ -28,8 +29,9 @@ def test_blocks_exports() -> None:
 def test_flows_exports() -> None:
     """`flows` exports exactly these names, and each of them resolves."""
     assert set(flows.__all__) == {
-        "DEFAULT_BLOCK_NAME", "FleetSummary", "GateResult", "migration_fleet", "RunbookSummary",
-        "WatchResult", "aload_credentials",
+        "DEFAULT_BLOCK_NAME", "FleetSummary", "GateResult", "MigrationSummary",
+        "migrate_instance", "migration_fleet", "RunbookSummary", "WatchResult",
+        "aload_credentials",
         "exchange_instance_ip", "fetch_migration_task", "format_message", "load_credentials",
         "migration_runbook", "migration_sensor", "notify_migration", "rollback_instance_ip",
         "run_cutover_deployment", "send_notification", "wait_for_migration_task",

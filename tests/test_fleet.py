@@ -17,17 +17,9 @@ from flows.records import CutoverRecords, cutover_record_name
 from tests.fakes import PASSWORD
 from tests.fleet_world import LAGGING, QUICK, FleetWorld
 from tests.prefect_records import read_records
-from tests.runbook_world import TOKEN, World
+from tests.runbook_world import TOKEN
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture
-async def fleet(world: World) -> FleetWorld:
-    """A fleet world on fresh DCS and sink servers, with fake time."""
-    built = FleetWorld(world)
-    await built.setup()
-    return built
 
 
 async def test_a_fleet_in_every_state_at_once(fleet: FleetWorld) -> None:

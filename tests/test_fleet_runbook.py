@@ -6,17 +6,8 @@ import pytest
 
 from flows.runbook import RunbookSummary, migration_runbook
 from tests.fleet_world import FleetWorld
-from tests.runbook_world import World
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture
-async def fleet(world: World) -> FleetWorld:
-    """A fleet world on fresh DCS and sink servers, with fake time."""
-    built = FleetWorld(world)
-    await built.setup()
-    return built
 
 
 async def test_a_task_a_runbook_cut_over_is_stood_down_by_the_fleet(fleet: FleetWorld) -> None:

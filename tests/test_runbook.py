@@ -13,6 +13,7 @@ from prefect.flow_runs import aresume_flow_run
 from prefect.states import Cancelled
 
 import flows.approval
+import flows.handover
 import flows.runbook
 from blocks.errors import CutoverFailed, CutoverRejected, DcsValidationError, MigrationFailed
 from blocks.models import MigrationTask
@@ -198,7 +199,7 @@ def test_verification_after_the_cutover(
     """Stopping the sync is part of a cutover; a failure status or a failed exchange is not."""
     task = MigrationTask(task_id="t", status=status, task_status=task_status)
     if ok:
-        flows.runbook._verify(task, cutover)
+        flows.handover.check_cut_over(task, cutover)
     else:
         with pytest.raises(CutoverFailed):
-            flows.runbook._verify(task, cutover)
+            flows.handover.check_cut_over(task, cutover)

@@ -193,6 +193,7 @@ def test_repeated_task_ids_are_named() -> None:
             id="unknown-then-known",
         ),
         pytest.param(MigrationScript.backup_import("t"), ["MIGRATING", "SUCCESS"], id="import"),
+        pytest.param(MigrationScript.unconfigured("t"), ["RUNNING"], id="unconfigured"),
     ],
 )
 def test_script_helpers(script: MigrationScript, statuses: list[str]) -> None:
