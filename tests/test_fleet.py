@@ -3,6 +3,8 @@ waves, a run killed after its first wave and run again, and the parameter form."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter
 from typing import Any
 
@@ -124,6 +126,48 @@ async def test_a_run_killed_after_its_first_wave_resumes_without_a_second_exchan
     rows = await fleet.summary(state)
     stages = {name: row["stage"] for name, row in rows.items()}
     assert stages == {name: "already cut over" if first[name] else "cut over" for name in fleet.ids}
+
+
+async def test_a_run_killed_mid_wave_resumes_without_a_second_exchange(
+    fleet: FleetWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed with one task cut over, one exchanging, one not begun: run two does the rest."""
+    for n in range(3):
+        fleet.add(f"t{n}", "INCRMIGEATING")
+    loop = asyncio.get_running_loop()
+    answer = fleet.dcs.answer
+    killed: list[str] = []
+
+    def spy(method: str, path: str, query: str = "") -> tuple[int, bytes]:
+        """The first read after the second POST: DCS is exchanging; the worker dies now."""
+        reply = answer(method, path, query)
+        posted = [task_id for (task_id, _), n in fleet.dcs.task_posts.items() if n]
+        if len(posted) == 2 and not killed and path.endswith(f"/migration-task/{posted[1]}"):
+            killed.append(posted[1])
+            loop.call_soon_threadsafe(run.cancel)  # everything of run one stops here
+        return reply
+
+    monkeypatch.setattr(fleet.dcs, "answer", spy)
+    run = asyncio.ensure_future(fleet.run(wave_size=3, max_parallel_cutovers=1))
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    first = {name: fleet.exchanges(name) for name in fleet.ids}
+    assert sorted(first.values()) == [0, 1, 1]  # one done, one exchanging, one not begun
+    (exchanging,) = [name for name in fleet.ids if fleet.id(name) in killed]
+    async with get_client() as client:
+        orphan = await CutoverRecords(client, fleet.id(exchanging), "exchange-ip").latest()
+    assert orphan is not None
+    assert orphan.value["state"] == "requested"  # outcome unknown to run one
+
+    monkeypatch.setattr(fleet.dcs, "answer", answer)
+    state = await fleet.run(wave_size=3, max_parallel_cutovers=1)
+
+    assert state.is_completed()
+    assert {name: fleet.exchanges(name) for name in fleet.ids} == dict.fromkeys(fleet.ids, 1)
+    stages = {name: row["stage"] for name, row in (await fleet.summary(state)).items()}
+    for name in fleet.ids:
+        done_before = first[name] and name != exchanging
+        assert stages[name] == ("already cut over" if done_before else "cut over"), name
 
 
 async def test_a_task_caught_mid_exchange_is_followed_not_requested_again(
