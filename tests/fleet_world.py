@@ -90,13 +90,18 @@ class FleetWorld:
 
     async def summary(self, state: State[Any]) -> dict[str, dict[str, Any]]:
         """The summary artifact's rows by task name, as the run left them."""
-        run_id = state.state_details.flow_run_id
-        assert isinstance(run_id, UUID)
-        records = await read_records(run_id)
-        (artifact,) = [a for a in records.artifacts if a.key == ARTIFACT_KEY]
-        data = artifact.data if isinstance(artifact.data, str) else json.dumps(artifact.data)
-        rows = {row["task_id"]: row for row in json.loads(data)}
+        rows = await summary_rows(state)
         return {name: rows[task_id] for name, task_id in self.ids.items()}
+
+
+async def summary_rows(state: State[Any]) -> dict[str, dict[str, Any]]:
+    """The summary artifact's rows by task id, as the fleet run in `state` left them."""
+    run_id = state.state_details.flow_run_id
+    assert isinstance(run_id, UUID)
+    records = await read_records(run_id)
+    (artifact,) = [a for a in records.artifacts if a.key == ARTIFACT_KEY]
+    data = artifact.data if isinstance(artifact.data, str) else json.dumps(artifact.data)
+    return {row["task_id"]: row for row in json.loads(data)}
 
 
 @pytest.fixture
@@ -107,4 +112,4 @@ async def fleet(world: World) -> FleetWorld:
     return built
 
 
-__all__ = ["LAGGING", "QUICK", "FleetWorld", "fleet"]
+__all__ = ["LAGGING", "QUICK", "FleetWorld", "fleet", "summary_rows"]
