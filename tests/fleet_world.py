@@ -28,6 +28,15 @@ from tests.prefect_records import read_records
 from tests.runbook_world import World
 
 LAGGING: dict[str, Any] = {**CAUGHT_UP, "offset": "5120"}
+#: How each task of a fleet in every state ends: its stage, and its outcome's first word.
+EVERY_STATE_ENDS: dict[str, tuple[str, str]] = {
+    "ready": ("cut over", "task_status EXCHANGE_SUCCESS"),
+    "failing": ("failed", "MigrationFailed"),
+    "deleted": ("failed", "MigrationTaskNotFound"),
+    "lagging": ("failed", "CutoverGateTimeout"),
+    "unknown": ("failed", "MigrationTimeout"),
+    "bad-exchange": ("failed", "CutoverFailed"),
+}
 #: Small gate windows and a short watch, all on fake time.
 QUICK: dict[str, Any] = {
     "poll_interval_seconds": 15,
@@ -112,4 +121,4 @@ async def fleet(world: World) -> FleetWorld:
     return built
 
 
-__all__ = ["LAGGING", "QUICK", "FleetWorld", "fleet", "summary_rows"]
+__all__ = ["EVERY_STATE_ENDS", "LAGGING", "QUICK", "FleetWorld", "fleet", "summary_rows"]

@@ -17,7 +17,7 @@ from blocks.models import EXCHANGE_SUCCESS, EXCHANGING
 from flows.fleet import migration_fleet
 from flows.records import CutoverRecords, cutover_record_name
 from tests.fakes import PASSWORD
-from tests.fleet_world import LAGGING, QUICK, FleetWorld
+from tests.fleet_world import EVERY_STATE_ENDS, LAGGING, QUICK, FleetWorld
 from tests.prefect_records import read_records
 from tests.runbook_world import TOKEN
 
@@ -44,12 +44,7 @@ async def test_a_fleet_in_every_state_at_once(fleet: FleetWorld) -> None:
         for name, row in rows.items()
     }
     assert ended == {
-        "ready": ("cut over", "task_status EXCHANGE_SUCCESS"),
-        "failing": ("failed", "MigrationFailed"),
-        "deleted": ("failed", "MigrationTaskNotFound"),
-        "lagging": ("failed", "CutoverGateTimeout"),
-        "unknown": ("failed", "MigrationTimeout"),
-        "bad-exchange": ("failed", "CutoverFailed"),
+        **EVERY_STATE_ENDS,
         "done-before": (
             "already cut over",
             f"record {cutover_record_name(fleet.id('done-before'))}",
