@@ -13,6 +13,7 @@ from blocks._lazy import lazy_attributes
 if TYPE_CHECKING:
     from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials, load_credentials
     from flows.cutover import exchange_instance_ip, rollback_instance_ip, run_cutover_deployment
+    from flows.fleet import FleetSummary, migration_fleet
     from flows.gate import GateResult, wait_until_caught_up
     from flows.message import format_message
     from flows.migrate import MigrationSummary, migrate_instance
@@ -29,6 +30,8 @@ _LAZY = {
     "exchange_instance_ip": "flows.cutover",
     "rollback_instance_ip": "flows.cutover",
     "run_cutover_deployment": "flows.cutover",
+    "FleetSummary": "flows.fleet",
+    "migration_fleet": "flows.fleet",
     "GateResult": "flows.gate",
     "wait_until_caught_up": "flows.gate",
     "format_message": "flows.message",
@@ -51,6 +54,7 @@ __getattr__, __dir__ = lazy_attributes("flows", _LAZY, globals())
 
 __all__ = [
     "DEFAULT_BLOCK_NAME",
+    "FleetSummary",
     "GateResult",
     "MigrationSummary",
     "RunbookSummary",
@@ -61,6 +65,7 @@ __all__ = [
     "format_message",
     "load_credentials",
     "migrate_instance",
+    "migration_fleet",
     "migration_runbook",
     "migration_sensor",
     "notify_migration",

@@ -84,29 +84,46 @@ def approval_description(
 
 async def ask_approval(task: MigrationTask, timeout_seconds: int, description: str) -> str:
     """Pause the run until a person answers the form; the comment, or CutoverRejected."""
-    logger = get_run_logger()
-    logger.info(
-        "waiting up to %d s for approval of the cutover of %s: resume the run in the UI",
-        timeout_seconds,
-        task.describe(),
-    )
     add_row("approval", task, "asked")
     await publish_now()  # the approver reads the run's timeline while deciding
-    answer = await apause_flow_run(
+    subject = f"the cutover of {task.describe()}"
+    answer = await pause_for_approval(
+        subject, f"approve-cutover-{task.task_id}", timeout_seconds, description
+    )
+    comment = answer.comment or "no comment"
+    add_row("approval", None, f"{'approved' if answer.approve else 'rejected'}: {comment}")
+    return approved_comment(subject, answer)
+
+
+async def pause_for_approval(
+    subject: str, key: str, timeout_seconds: int, description: str
+) -> Approval:
+    """Pause the run until a person answers the form about `subject`, and return the answer.
+
+    `key` names the question within the run: one per task, or per wave of tasks.
+    """
+    get_run_logger().info(
+        "waiting up to %d s for approval of %s: resume the run in the UI",
+        timeout_seconds,
+        subject,
+    )
+    return await apause_flow_run(
         wait_for_input=Approval.with_initial_data(description=description),
         timeout=timeout_seconds,
         # Prefect sleeps with anyio, which takes a float; its annotation says int.
         poll_interval=cast(int, APPROVAL_POLL_SECONDS),
         # A retried run asks again: Prefect would hand a repeated key the old answer.
-        key=f"approve-cutover-{task.task_id}-{flow_run.run_count}",
+        key=f"{key}-{flow_run.run_count}",
     )
+
+
+def approved_comment(subject: str, answer: Approval) -> str:
+    """The approver's comment, or CutoverRejected naming `subject` and why."""
     comment = answer.comment or "no comment"
     if not answer.approve:
-        add_row("approval", None, f"rejected: {comment}")
-        msg = f"the cutover of {task.describe()} was rejected: {comment}"
+        msg = f"{subject} was rejected: {comment}"
         raise CutoverRejected(msg)
-    add_row("approval", None, f"approved: {comment}")
-    logger.info("cutover approved: %s", comment)
+    get_run_logger().info("cutover approved: %s", comment)
     return str(answer.comment)
 
 
@@ -114,7 +131,9 @@ __all__ = [
     "APPROVAL_POLL_SECONDS",
     "Approval",
     "approval_description",
+    "approved_comment",
     "ask_approval",
     "describe_instance",
     "describe_stats",
+    "pause_for_approval",
 ]

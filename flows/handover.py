@@ -1,9 +1,11 @@
-"""What comes after the wait, shared by `migration_runbook` and `migrate_instance`.
+"""What comes after the wait, shared by `migration_runbook`, `migrate_instance` and the fleet.
 
-`cut_over`: the catch-up gate, an optional approval (then the gate again, in full), and the
-cutover itself (the IP exchange, exactly once, or the team's cutover deployment).
-`verify_cutover`: a fresh read of the task that must show the cutover done. Both add rows
-to the run's timeline; the flows notify and decide what a failure means to them.
+`gate_and_approve`: the catch-up gate, an optional approval (then the gate again, in full);
+`switch`: the cutover itself (the IP exchange, exactly once, or the team's cutover
+deployment); `check_cut_over`: what the task must show after it. The steps (`run_gate`,
+`approval_form`, `exchange_ip`) serve `migration_fleet` too, which asks its own approvals
+(per task or per wave) between them. They add rows to the run's timeline where one is
+recorded; the flows notify and decide what a failure means to them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ Cutover = Literal["none", "exchange_ip", "deployment"]
 EXCHANGE_POLL_SECONDS = 5.0
 
 CUTOVER_WORDS = {"exchange_ip": "the IP exchange", "deployment": "the cutover deployment"}
+#: The gate's first pass, when a person is asked: the approval form shows its figures.
+STAGE_BEFORE_APPROVAL = "before approval"
 
 
 @dataclass(frozen=True)
@@ -67,10 +71,13 @@ def check_cutover(cutover: Cutover, cutover_deployment: str | None, gate: Gate) 
         raise DcsValidationError(msg)
 
 
-async def _approve(
-    task: MigrationTask, credentials: str, timeout_seconds: int, gate: GateResult | None
-) -> str:
-    """Ask a person, showing the gate's figures, or (gate off) one fresh read of the stats."""
+def stage_before(cutover: Cutover) -> str:
+    """The gate's last pass, as its logs and events name it: "before the IP exchange"."""
+    return f"before {CUTOVER_WORDS[cutover]}"
+
+
+async def approval_form(task: MigrationTask, credentials: str, gate: GateResult | None) -> str:
+    """The approval form's text: the gate's figures, or (gate off) one fresh read of the stats."""
     stats: MigrationTaskStats | DcsError | None = None
     if gate is None:
         try:
@@ -78,12 +85,20 @@ async def _approve(
                 stats = await client.show_migration_task_stats(str(task.task_id))
         except DcsError as error:  # the form says so; the person decides
             stats = error
-    return await ask_approval(task, timeout_seconds, approval_description(task, gate, stats))
+    return approval_description(task, gate, stats)
 
 
-async def _gate(
+async def _approve(
+    task: MigrationTask, credentials: str, timeout_seconds: int, gate: GateResult | None
+) -> str:
+    """Ask a person, showing what `approval_form` shows."""
+    return await ask_approval(task, timeout_seconds, await approval_form(task, credentials, gate))
+
+
+async def run_gate(
     task: MigrationTask, credentials: str, settings: GateSettings, stage: str
 ) -> GateResult:
+    """One pass of the catch-up gate (`gate_cutover`), with a row on the timeline."""
     result = await gate_cutover(task, credentials, settings, stage)
     add_row("catch-up gate", None, result.describe())
     return result
@@ -108,10 +123,24 @@ async def gate_and_approve(
         return None, comment
     comment = None
     if plan.require_approval:
-        first = await _gate(task, credentials, plan.gate_settings, "before approval")
+        first = await run_gate(task, credentials, plan.gate_settings, STAGE_BEFORE_APPROVAL)
         comment = await _approve(task, credentials, timeout, first)
     # Again after an approval, in full: the offset can grow while a person decides.
-    return await _gate(task, credentials, plan.gate_settings, f"before {action}"), comment
+    stage = stage_before(plan.cutover)
+    return await run_gate(task, credentials, plan.gate_settings, stage), comment
+
+
+async def exchange_ip(task_id: str, credentials: str, plan: CutoverPlan) -> MigrationTask:
+    """The IP exchange as `plan` asks (at most one request per task), followed to success."""
+    return await exchange_instance_ip(
+        task_id,
+        credentials,
+        exchanged_ip=plan.exchanged_ip,
+        is_exchange_domain=plan.is_exchange_domain,
+        # An exchange takes seconds: follow it at least this closely.
+        poll_interval_seconds=min(plan.poll_interval_seconds, EXCHANGE_POLL_SECONDS),
+        force=plan.force_cutover,
+    )
 
 
 async def switch(
@@ -119,16 +148,7 @@ async def switch(
 ) -> tuple[MigrationTask | None, str | None]:
     """The cutover itself: the task after an IP exchange, or the deployment run's name."""
     if plan.cutover == "exchange_ip":
-        task = await exchange_instance_ip(
-            task_id,
-            credentials,
-            exchanged_ip=plan.exchanged_ip,
-            is_exchange_domain=plan.is_exchange_domain,
-            # An exchange takes seconds: follow it at least this closely.
-            poll_interval_seconds=min(plan.poll_interval_seconds, EXCHANGE_POLL_SECONDS),
-            force=plan.force_cutover,
-        )
-        return task, None
+        return await exchange_ip(task_id, credentials, plan), None
     run = await run_cutover_deployment(
         str(plan.cutover_deployment), plan.cutover_parameters or {"task_id": task_id}
     )
@@ -169,12 +189,17 @@ def verified(task: MigrationTask, cutover: Cutover) -> None:
 __all__ = [
     "CUTOVER_WORDS",
     "EXCHANGE_POLL_SECONDS",
+    "STAGE_BEFORE_APPROVAL",
     "Cutover",
     "CutoverPlan",
+    "approval_form",
     "check_cut_over",
     "check_cutover",
+    "exchange_ip",
     "gate_and_approve",
     "read_after_cutover",
+    "run_gate",
+    "stage_before",
     "switch",
     "verified",
 ]

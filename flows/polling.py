@@ -203,6 +203,9 @@ class WatchObserver:
     async def heartbeat(self, task_id: str, last: MigrationTask | None, waited: float) -> None:
         """The watch of one task goes on: `waited` seconds so far, `last` its last read."""
 
+    async def ended(self, outcome: Outcome) -> None:
+        """A fan-out watch is over for one task (the others go on): act on it at once."""
+
 
 def _failed(task: MigrationTask) -> MigrationFailed:
     msg = (
@@ -484,7 +487,7 @@ class _FanOut:
             await self._read_all(await self._to_read(pending))
             remaining = deadline - self.time.monotonic()
             if remaining <= 0:
-                self._time_out()
+                await self._time_out()
                 break
             await self._wait_for_next_round(round_started, remaining)
         return {task_id: self.outcomes[task_id] for task_id in self.watches}
@@ -532,7 +535,7 @@ class _FanOut:
         self.list_streak += 1
         await self.observer.transient_error("(list of tasks)", error, self.list_streak)
         if self.list_streak >= self.settings.max_consecutive_errors:
-            self._list_unreachable(error, pending)
+            await self._list_unreachable(error, pending)
         return []
 
     async def _sort_out(
@@ -587,9 +590,13 @@ class _FanOut:
             if isinstance(result, DcsError):
                 await watch.failed_read(result)
             elif await watch.seen(result):
-                self.outcomes[task_id] = Outcome(task_id, task=result)
+                await self._end(Outcome(task_id, task=result))
         except DcsError as error:
-            self.outcomes[task_id] = Outcome(task_id, task=watch.last, error=error)
+            await self._end(Outcome(task_id, task=watch.last, error=error))
+
+    async def _end(self, outcome: Outcome) -> None:
+        self.outcomes[outcome.task_id] = outcome
+        await self.observer.ended(outcome)
 
     # -- the ends of a round --------------------------------------------------------------
 
@@ -602,12 +609,12 @@ class _FanOut:
         until_next = self.settings.interval(fastest) - (self.time.monotonic() - round_started)
         await self.time.sleep(max(0.0, min(until_next, remaining)))
 
-    def _time_out(self) -> None:
+    async def _time_out(self) -> None:
         for task_id in self._pending():
             watch = self.watches[task_id]
-            self.outcomes[task_id] = Outcome(task_id, task=watch.last, error=watch.timeout())
+            await self._end(Outcome(task_id, task=watch.last, error=watch.timeout()))
 
-    def _list_unreachable(self, error: DcsError, pending: list[str]) -> None:
+    async def _list_unreachable(self, error: DcsError, pending: list[str]) -> None:
         msg = (
             f"the list of migration tasks could not be read for {self.list_streak} "
             f"rounds in a row; last error: {error}"
@@ -621,7 +628,7 @@ class _FanOut:
                 consecutive_errors=self.list_streak,
                 last_error=str(error),
             )
-            self.outcomes[task_id] = Outcome(task_id, task=last, error=fatal)
+            await self._end(Outcome(task_id, task=last, error=fatal))
 
 
 def _first_look(

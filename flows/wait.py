@@ -14,6 +14,7 @@ database row each); Prefect hears about a watch only when something changes:
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -48,9 +49,15 @@ from flows.timeline import add_row, artifact_key
 class PrefectObserver(WatchObserver):
     """Writes a watch's changes to Prefect: logs, events and artifacts; nothing per poll."""
 
-    def __init__(self, project_id: str, logger: logging.Logger | LoggingAdapter) -> None:
+    def __init__(
+        self,
+        project_id: str,
+        logger: logging.Logger | LoggingAdapter,
+        on_end: Callable[[Outcome], Awaitable[None]] | None = None,
+    ) -> None:
         self.project_id = project_id
         self.logger = logger
+        self.on_end = on_end
         self.timeline: list[dict[str, Any]] = []
         self._unknown_warned: set[str] = set()
         self._progress: dict[str, tuple[UUID, int]] = {}
@@ -132,6 +139,10 @@ class PrefectObserver(WatchObserver):
 
     async def notice(self, message: str) -> None:
         self.logger.warning("%s", message)
+
+    async def ended(self, outcome: Outcome) -> None:
+        if self.on_end is not None:
+            await self.on_end(outcome)
 
     async def publish_timeline(self, key: str, description: str) -> None:
         """The status timeline as a table artifact (once, at the end of a watch)."""
@@ -221,11 +232,17 @@ async def watch_migration_tasks(
     settings: WatchSettings,
     max_concurrency: int = 10,
     max_requests_per_second: float = 20.0,
+    on_end: Callable[[Outcome], Awaitable[None]] | None = None,
 ) -> dict[str, WatchResult]:
-    """Poll many migration tasks at once over one client: one task run for all of them."""
+    """Poll many migration tasks at once over one client: one task run for all of them.
+
+    `on_end` hears each task's outcome as soon as its watch ends, while the others go on
+    (the fleet cuts a task over then, not once all are ready). It runs inside the watch:
+    hand the outcome on (to a queue), do not act in it.
+    """
     logger = get_run_logger()
     block = await aload_credentials(credentials)
-    observer = PrefectObserver(block.project_id, logger)
+    observer = PrefectObserver(block.project_id, logger, on_end)
     try:
         async with open_client(block, max_connections=max_concurrency) as client:
             outcomes = await watch_tasks(

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-# The runbook tests' world and its fixtures, for every test module.
-pytest_plugins = ["tests.runbook_world"]
+# The runbook tests' and the fleet tests' worlds and their fixtures, for every test module.
+pytest_plugins = ["tests.runbook_world", "tests.fleet_world"]
 
 # Keep Prefect's home (profiles, local storage) out of the user's ~/.prefect.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="dcs-tests-prefect-"))

@@ -14,7 +14,9 @@ tests that need a real socket or a Prefect flow between the client and the fake.
     task's task_status walk `after[action]`; `post_answer`, `hold_posts` and `gate` bend it.
   - token checks: every X-Auth-Token is kept in `tokens`; `refused_tokens` get a 401.
   - stats: reads walk through `stats` steps as detail reads walk through a script, a dict
-    being the figures of a 200 (by default `CAUGHT_UP`), with the next `progress`, if any.
+    being the figures of a 200 (by default `CAUGHT_UP`), with the next `progress`, if any;
+    `task_stats` and `task_after` give one task steps of its own. `task_posts` counts
+    switches per (task id, action).
 - `FakeIam`: IAM's token endpoint, issuing token-1, token-2, ... or refusing as told;
   `cloud(iam, dcs)` puts IAM and DCS behind one handler.
 - `CannedReplies`: any service as a list of answers, for tests of the HTTP layer itself.
@@ -117,6 +119,8 @@ class FakeDcs:
         self.advance_on_list = advance_on_list
         self.progress = list(progress or [])
         self.stats: list[StatsStep] = list(stats or [CAUGHT_UP])
+        # A task's own stats steps, instead of the shared `stats` (a fleet of tasks).
+        self.task_stats: dict[str, list[StatsStep]] = {}
         # Fields of every task, in list pages and details (DCS lists more than the status).
         self.fields = dict(fields or {})
         self.task_fields: dict[str, dict[str, Any]] = {}
@@ -131,6 +135,8 @@ class FakeDcs:
             "exchange-ip": [EXCHANGING, EXCHANGING, EXCHANGE_SUCCESS],
             "rollback-ip": [EXCHANGING, ROLLBACK_SUCCESS],
         }
+        # A task's own after[action] (one task of a fleet whose exchange goes wrong).
+        self.task_after: dict[str, dict[str, list[Step]]] = {}
         self.task_statuses: dict[str, list[Step]] = {}
         self.task_status_position: Counter[str] = Counter()
         self.post_answer: tuple[int, bytes] | None = None  # None: 204, and the switch happens
@@ -149,6 +155,7 @@ class FakeDcs:
         self.tokens: list[str | None] = []
         self.requests: Counter[str] = Counter()
         self.posts: Counter[str] = Counter()
+        self.task_posts: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
 
     @property
@@ -246,7 +253,8 @@ class FakeDcs:
             task_id, stats = match.groups()
             if stats:
                 self.requests["stats"] += 1
-                return self._stats(self.stats.pop(0) if len(self.stats) > 1 else self.stats[0])
+                steps = self.task_stats.get(task_id, self.stats)
+                return self._stats(steps.pop(0) if len(steps) > 1 else steps[0])
             self.requests["show"] += 1
             self.requests[f"show:{task_id}"] += 1
             self.gets_after_post += 1
@@ -278,11 +286,13 @@ class FakeDcs:
 
     def _switch(self, task_id: str, action: str) -> tuple[int, bytes]:
         self.posts[action] += 1
+        self.task_posts[task_id, action] += 1
         if action == "stop":
             return 200, json.dumps(self.body(task_id, "TERMINATING")).encode()
         status, content = self.post_answer or (204, b"")
         if not 400 <= status < 500:  # a refused request switches nothing
-            self.task_statuses[task_id] = list(self.after[action])
+            after = self.task_after.get(task_id, {}).get(action, self.after[action])
+            self.task_statuses[task_id] = list(after)
             self.task_status_position[task_id] = 0
             self.gets_after_post = 0
         return status, content

@@ -22,17 +22,18 @@ RUNBOOK = "migration_runbook/manual"
 SENSOR = "migration_sensor/every-2-minutes"
 AUTO = "migration_runbook/cutover-on-ready"
 MIGRATE = "migrate_instance/manual"
+FLEET = "migration_fleet/manual"
 
 
 def test_the_deployments_of_the_design_are_there() -> None:
-    """Manual runbook, scheduled sensor, event-triggered cutover, the wait flow, and a
-    manual whole migration; each deployment listed once."""
+    """Manual runbook, scheduled sensor, event-triggered cutover, the wait flow, a manual
+    whole migration and a manual fleet; each deployment listed once."""
     assert len(DEPLOYMENTS) == len(CONFIG["deployments"])
     assert set(DEPLOYMENTS) == {
-        RUNBOOK, SENSOR, AUTO, "wait_for_migration_task/wait", MIGRATE,
+        RUNBOOK, SENSOR, AUTO, "wait_for_migration_task/wait", MIGRATE, FLEET,
     }  # fmt: skip
-    assert "schedules" not in DEPLOYMENTS[RUNBOOK]
-    assert "schedules" not in DEPLOYMENTS[MIGRATE]
+    for manual in (RUNBOOK, MIGRATE, FLEET):
+        assert "schedules" not in DEPLOYMENTS[manual], manual
     assert DEPLOYMENTS[SENSOR]["schedules"] == [{"interval": 120}]
 
 
@@ -96,3 +97,10 @@ def test_the_event_triggered_cutover_is_gated() -> None:
     parameters = DEPLOYMENTS[AUTO]["parameters"]
     assert parameters["gate"] == "on"
     assert (parameters["settle_seconds"], parameters["max_offset"]) == (60, 0)
+
+
+def test_the_fleet_asks_per_wave_and_keeps_the_gate() -> None:
+    """The manual fleet cuts over in waves, each approved by a person, behind the gate."""
+    parameters = DEPLOYMENTS[FLEET]["parameters"]
+    assert (parameters["approval"], parameters["wave_size"]) == ("per_wave", 10)
+    assert parameters["gate"] == "on"

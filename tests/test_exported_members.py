@@ -29,8 +29,9 @@ def test_blocks_exports() -> None:
 def test_flows_exports() -> None:
     """`flows` exports exactly these names, and each of them resolves."""
     assert set(flows.__all__) == {
-        "DEFAULT_BLOCK_NAME", "GateResult", "MigrationSummary", "migrate_instance",
-        "RunbookSummary", "WatchResult", "aload_credentials",
+        "DEFAULT_BLOCK_NAME", "FleetSummary", "GateResult", "MigrationSummary",
+        "migrate_instance", "migration_fleet", "RunbookSummary", "WatchResult",
+        "aload_credentials",
         "exchange_instance_ip", "fetch_migration_task", "format_message", "load_credentials",
         "migration_runbook", "migration_sensor", "notify_migration", "rollback_instance_ip",
         "run_cutover_deployment", "send_notification", "wait_for_migration_task",

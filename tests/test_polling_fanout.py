@@ -319,3 +319,50 @@ def test_fan_out_names_the_list_when_it_stays_unreadable(fake_time: FakeTime) ->
     errors = [outcome.error for outcome in outcomes.values()]
     assert all(isinstance(error, MigrationUnreachable) for error in errors)
     assert "the list of migration tasks could not be read for 3 rounds" in str(errors[0])
+
+
+class _Ends(WatchObserver):
+    """Keeps each outcome as the engine hands it over, with the time it came."""
+
+    def __init__(self, fake: FakeTime) -> None:
+        self.fake = fake
+        self.ended_at: dict[str, float] = {}
+        self.errors: dict[str, str | None] = {}
+
+    async def ended(self, outcome: Any) -> None:
+        self.ended_at[outcome.task_id] = self.fake.monotonic()
+        self.errors[outcome.task_id] = type(outcome.error).__name__ if outcome.error else None
+
+
+@pytest.mark.parametrize("many", [pytest.param(False, id="details"), pytest.param(True, id="list")])
+def test_each_outcome_is_handed_over_as_soon_as_its_watch_ends(
+    fake_time: FakeTime, many: bool
+) -> None:
+    """`ended` hears a ready task at once, while a slower one is still watched, and hears all."""
+    scripts: dict[str, list[Step]] = {
+        "fast": ["INCRMIGEATING"],
+        "slow": ["MIGRATING"] * 6 + ["INCRMIGEATING"],
+        "bad": ["MIGRATING", "FAILED"],
+    }
+    if many:  # five or more pending: the engine reads statuses from the list
+        scripts |= {f"more-{n}": ["MIGRATING"] * 6 + ["SUCCESS"] for n in range(3)}
+    observer = _Ends(fake_time)
+    dcs = ScriptedDcs(scripts, advance_on_list=many)  # time moves with each round
+    outcomes = run_many(dcs, fake_time, list(scripts), observer=observer)
+    assert set(observer.ended_at) == set(outcomes)
+    assert observer.ended_at["fast"] < 5.0  # in the first round (rate limits take a moment)
+    assert observer.ended_at["slow"] > observer.ended_at["fast"]
+    assert observer.errors["bad"] == "MigrationFailed"
+
+
+def test_timed_out_tasks_are_handed_over_too(fake_time: FakeTime) -> None:
+    """At the deadline every task still pending reaches `ended`, with its MigrationTimeout."""
+    observer = _Ends(fake_time)
+    run_many(
+        ScriptedDcs({"stuck": ["MIGRATING"]}),
+        fake_time,
+        ["stuck"],
+        observer=observer,
+        timeout_seconds=20,
+    )
+    assert observer.errors == {"stuck": "MigrationTimeout"}

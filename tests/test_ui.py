@@ -53,9 +53,8 @@ RUN_MS = 150_000
 README = " ".join((ROOT / "README.md").read_text().split())  # one line, one space
 #: How often a person clicks again after the server refused a write.
 WRITE_ATTEMPTS = 4
-#: The runbook's deployment, as the deployments list shows it: its name in a row with its
-#: flow's name (dcs-migrate-instance has a deployment named "manual" too).
-MANUAL = ("dcs-migration-runbook", "manual")
+#: The runbook's, as `<flow>/<deployment>`: the migrate and fleet flows have a "manual" too.
+MANUAL = "dcs-migration-runbook/manual"
 
 
 @pytest.fixture(scope="module")
@@ -152,15 +151,19 @@ async def _until_accepted(
     pytest.fail(f"the Prefect server refused {method} {path} {WRITE_ATTEMPTS} times with 503")
 
 
-async def _custom_run(page: Page, deployment: tuple[str, str], fill: Any) -> UUID:
-    """Deployments > (flow, deployment) > Run > Custom run, `fill(page)`, Submit, View run."""
-    flow_name, name = deployment
+def _deployment_link(page: Page, deployment: str) -> Locator:
+    """The deployments list's link to `flow/deployment`: a row shows both names."""
+    flow, name = deployment.split("/")
+    row = page.locator(".deployment-list__deployment").filter(has_text=flow)
+    return row.get_by_role("link", name=name, exact=True)
+
+
+async def _custom_run(page: Page, deployment: str, fill: Any) -> UUID:
+    """Deployments > `flow/deployment` > Run > Custom run, `fill(page)`, Submit, View run."""
 
     async def submit() -> None:
         await page.goto("/deployments")
-        # Two flows may each have a deployment of that name: the row of this flow's.
-        row = page.get_by_role("row").filter(has=page.get_by_text(flow_name, exact=True))
-        await row.get_by_role("link", name=name, exact=True).click()
+        await _deployment_link(page, deployment).click()
         await page.get_by_role("button", name="Run", exact=True).click()
         await page.get_by_role("button", name="Custom run").click()
         await fill(page)
@@ -356,7 +359,7 @@ async def test_the_automatic_cutover_stands_down_for_a_task_a_person_is_running(
         state = _field(page, "state_variable (Optional)").get_by_role("textbox")
         await state.fill("ui-test-sensor-state")
 
-    await _custom_run(page, ("dcs-migration-sensor", "every-2-minutes"), fill)
+    await _custom_run(page, "dcs-migration-sensor/every-2-minutes", fill)
     await expect(_state(page, "Completed")).to_be_visible(timeout=RUN_MS)
 
     async def automatic_runs_done() -> list[Any] | None:
@@ -369,7 +372,7 @@ async def test_the_automatic_cutover_stands_down_for_a_task_a_person_is_running(
 
     # What a person checks: the automatic deployment's runs, and the run's own log.
     await page.goto("/deployments")
-    await page.get_by_role("link", name="cutover-on-ready", exact=True).click()
+    await _deployment_link(page, "dcs-migration-runbook/cutover-on-ready").click()
     run_link = page.get_by_role("link", name="auto-cutover-ui-held", exact=True)
     rows = page.locator(".flow-run-list-item").filter(has=run_link)
     await expect(rows.first.get_by_text("Completed", exact=True)).to_be_visible()
