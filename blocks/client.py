@@ -431,6 +431,8 @@ class DcsClient(_BaseDcsClient):
     Each retry is logged on the `blocks.retry` logger at DEBUG (operation, path, attempt n
     of max, the wait, the cause) or, when given, handed to `on_retry` instead.
     Passwords in returned tasks are masked unless `keep_passwords=True`.
+    `pace`, when given, is called before every request, retries included (each one counts
+    against the account's API quota): a rate limit shared with other clients.
     """
 
     def __init__(
@@ -447,6 +449,7 @@ class DcsClient(_BaseDcsClient):
         clock: Callable[[], float] = time.monotonic,
         keep_passwords: bool = False,
         on_retry: OnRetry | None = None,
+        pace: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(
             endpoint,
@@ -458,6 +461,7 @@ class DcsClient(_BaseDcsClient):
             on_retry=on_retry,
         )
         self._sleep = sleep
+        self._pace = pace
         self._http = httpx.Client(**self._client_options(timeout, verify, transport))
 
     def __enter__(self) -> DcsClient:
@@ -478,6 +482,8 @@ class DcsClient(_BaseDcsClient):
     def _execute(self, call: _Call[_M]) -> _M | None:
         attempt = _Attempt(call, self._clock())
         while True:
+            if self._pace is not None:
+                self._pace()
             try:
                 response = self._http.send(self._build_request(self._http, call))
                 return self._read(call, response)
@@ -559,7 +565,8 @@ class DcsClient(_BaseDcsClient):
 class AsyncDcsClient(_BaseDcsClient):
     """Asynchronous twin of `DcsClient`, with the same methods as coroutines.
 
-    The same retry rules apply (see `DcsClient`); `sleep` is awaited between attempts.
+    The same retry rules apply (see `DcsClient`); `sleep` is awaited between attempts,
+    and `pace`, when given, before every request.
     """
 
     def __init__(
@@ -577,6 +584,7 @@ class AsyncDcsClient(_BaseDcsClient):
         keep_passwords: bool = False,
         max_connections: int = 100,
         on_retry: OnRetry | None = None,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__(
             endpoint,
@@ -588,6 +596,7 @@ class AsyncDcsClient(_BaseDcsClient):
             on_retry=on_retry,
         )
         self._sleep = sleep
+        self._pace = pace
         options = self._client_options(timeout, verify, transport)
         options["limits"] = httpx.Limits(max_connections=max_connections)
         self._http = httpx.AsyncClient(**options)
@@ -610,6 +619,8 @@ class AsyncDcsClient(_BaseDcsClient):
     async def _execute(self, call: _Call[_M]) -> _M | None:
         attempt = _Attempt(call, self._clock())
         while True:
+            if self._pace is not None:
+                await self._pace()
             try:
                 response = await self._http.send(self._build_request(self._http, call))
                 return self._read(call, response)
