@@ -135,6 +135,7 @@ class ApiBudget:
         self._recheck_seconds = recheck_seconds
         self._monotonic = monotonic
         self._sleep = sleep
+        self._async_time: clock.Time | None = None
         self._async_spacing = _Spacing(self.budget.requests_per_second)
         self._sync_spacing = _Spacing(self.budget.requests_per_second)
         self._lock = threading.Lock()
@@ -153,7 +154,7 @@ class ApiBudget:
             else:
                 return
         time_ = clock.current()
-        delay = self._async_spacing.reserve(time_.monotonic())
+        delay = self._async_spacing_on(time_).reserve(time_.monotonic())
         if delay > 0:
             await time_.sleep(delay)
 
@@ -172,6 +173,14 @@ class ApiBudget:
         delay = self._sync_spacing.reserve(self._monotonic())
         if delay > 0:
             self._sleep(delay)
+
+    def _async_spacing_on(self, time_: clock.Time) -> _Spacing:
+        # Times read from another clock (a test's `FakeTime`) mean nothing on this one.
+        with self._lock:
+            if time_ is not self._async_time:
+                self._async_time = time_
+                self._async_spacing = _Spacing(self.budget.requests_per_second)
+            return self._async_spacing
 
     # -- choosing the path ----------------------------------------------------------------
 
@@ -208,7 +217,8 @@ class ApiBudget:
                 return
             self.warned = True
         budget = self.budget
-        _warning_logger().warning(
+        # Outside Prefect, importing it just to find no run would cost the CLI seconds.
+        (_warning_logger() if self.shared else logger).warning(
             "DCS API budget: %s, so this process paces its own DCS requests at %g/s instead "
             "of sharing one budget with every run. Create the shared limit once: "
             "`dcs-migrate api-budget %s --per-second %g --burst %d` "
@@ -240,11 +250,9 @@ def _prefect_reachable() -> bool:
 
 def _warning_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
     """The run's logger inside a run (the warning shows in the UI), else this module's."""
-    try:
-        from prefect.exceptions import MissingContextError
-        from prefect.logging import get_run_logger
-    except ImportError:  # pragma: no cover - Prefect is a dependency
-        return logger
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
     try:
         return get_run_logger()
     except MissingContextError:

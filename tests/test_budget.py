@@ -138,3 +138,16 @@ def test_block_clients_are_paced_by_their_project_budget() -> None:
     assert block.get_client()._pace == budget.pace
     assert block.get_async_client()._pace == budget.apace
     assert block.get_async_client(pace=None)._pace is None
+
+
+def test_a_new_clock_starts_a_fresh_pace() -> None:
+    """Spacing read on one fake clock does not make the first request on the next one wait."""
+    budget = ApiBudget("p4", Budget(1, 1), shared=False)
+    first, second = FakeTime(), FakeTime()
+    with use_time(first):
+        for _ in range(3):
+            asyncio.run(budget.apace())
+    with use_time(second):
+        asyncio.run(budget.apace())
+    assert first.sleeps == [1.0, 1.0]
+    assert second.sleeps == []
