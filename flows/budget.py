@@ -93,29 +93,34 @@ class Budget:
         return self.burst + math.floor(self.requests_per_second)
 
 
-class _Spacing:
-    """Start times `1 / per_second` apart, handed out in order; thread-safe, clock-agnostic."""
+class _Bucket:
+    """The same rule as the shared limit, for one process: `burst` at once, then
+    `per_second`. Thread-safe and clock-agnostic: the caller reads the clock and sleeps."""
 
-    def __init__(self, per_second: float) -> None:
-        self._spacing = 1.0 / per_second
-        self._next = float("-inf")
+    def __init__(self, per_second: float, burst: int) -> None:
+        self._rate = per_second
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._at: float | None = None
         self._lock = threading.Lock()
 
     def reserve(self, now: float) -> float:
-        """Seconds to wait from `now` before the next request may start."""
+        """Take one request's slot; the seconds to wait from `now` before sending it."""
         with self._lock:
-            slot = max(now, self._next)
-            self._next = slot + self._spacing
-        return slot - now
+            elapsed = 0.0 if self._at is None else max(0.0, now - self._at)
+            self._at = now
+            # Below zero, the tokens are slots already promised to requests still waiting.
+            self._tokens = min(self._burst, self._tokens + elapsed * self._rate) - 1
+            return max(0.0, -self._tokens / self._rate)
 
 
 class ApiBudget:
     """The budget of one project in this process: the shared Prefect limit, else its own pace.
 
     `apace` (async clients) and `pace` (sync clients) wait for a slot before each request.
-    With `shared=False` it never asks Prefect (the Prefect-free CLI). The fallback spaces
-    requests evenly at `budget.requests_per_second`; async waits follow `flows.clock`,
-    sync ones `monotonic`/`sleep`, each with a pace of its own.
+    With `shared=False` it never asks Prefect (the Prefect-free CLI). The fallback keeps
+    the same budget for this process alone: `burst` at once, then `requests_per_second`;
+    async waits follow `flows.clock`, sync ones `monotonic`/`sleep`, each a bucket of its own.
     """
 
     def __init__(
@@ -136,8 +141,8 @@ class ApiBudget:
         self._monotonic = monotonic
         self._sleep = sleep
         self._async_time: clock.Time | None = None
-        self._async_spacing = _Spacing(self.budget.requests_per_second)
-        self._sync_spacing = _Spacing(self.budget.requests_per_second)
+        self._async_bucket = _Bucket(self.budget.requests_per_second, self.budget.burst)
+        self._sync_bucket = _Bucket(self.budget.requests_per_second, self.budget.burst)
         self._lock = threading.Lock()
         self._skip_shared_until = float("-inf")
         self.warned = False
@@ -154,7 +159,7 @@ class ApiBudget:
             else:
                 return
         time_ = clock.current()
-        delay = self._async_spacing_on(time_).reserve(time_.monotonic())
+        delay = self._async_bucket_on(time_).reserve(time_.monotonic())
         if delay > 0:
             await time_.sleep(delay)
 
@@ -170,17 +175,17 @@ class ApiBudget:
                 self._unusable(error)
             else:
                 return
-        delay = self._sync_spacing.reserve(self._monotonic())
+        delay = self._sync_bucket.reserve(self._monotonic())
         if delay > 0:
             self._sleep(delay)
 
-    def _async_spacing_on(self, time_: clock.Time) -> _Spacing:
+    def _async_bucket_on(self, time_: clock.Time) -> _Bucket:
         # Times read from another clock (a test's `FakeTime`) mean nothing on this one.
         with self._lock:
             if time_ is not self._async_time:
                 self._async_time = time_
-                self._async_spacing = _Spacing(self.budget.requests_per_second)
-            return self._async_spacing
+                self._async_bucket = _Bucket(self.budget.requests_per_second, self.budget.burst)
+            return self._async_bucket
 
     # -- choosing the path ----------------------------------------------------------------
 

@@ -135,16 +135,17 @@ async def test_a_missing_limit_warns_once_and_still_paces(
     block = block_for(sandbox)
     fake = FakeTime()
     with use_time(fake), caplog.at_level(logging.WARNING):
-        await asyncio.gather(*(read_in_a_run(block, 3) for _ in range(2)))
+        await read_in_a_run(block, 5)  # the default burst: no wait
+        await read_in_a_run(block, 2)
     warnings = [r.getMessage() for r in caplog.records if "DCS API budget" in r.getMessage()]
     assert len(warnings) == 1, warnings
     name = limit_name(sandbox.project_id)
     assert f"{name!r} does not exist" in warnings[0]
     assert f"dcs-migrate api-budget {sandbox.project_id}" in warnings[0]
-    assert len(reads_of(sandbox)) == 6
-    # Six requests evenly spaced at the default 5/s: the five after the first wait 0.2 s
-    # each in turn (on the fake clock: the spacing itself, not how long anything took).
-    assert sum(fake.sleeps) == pytest.approx(5 * 0.2)
+    assert len(reads_of(sandbox)) == 7
+    # The default 5/s in bursts of 5: the two after the burst wait 0.2 s each (on the
+    # fake clock: the pace itself, not how long anything took).
+    assert fake.sleeps == pytest.approx([0.2, 0.2])
 
 
 async def test_a_limit_without_slot_decay_is_reported_and_paced_locally(
