@@ -30,13 +30,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+
+import httpx
 
 from blocks.errors import DcsValidationError
 from flows import clock
-
-if TYPE_CHECKING:
-    from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 
 # Huawei Cloud publishes no request quota for the DCS API itself that we could find. Its
 # "Request Throttling" pages give the default quota of its open APIs as 10 requests per
@@ -150,14 +148,16 @@ class ApiBudget:
     async def apace(self) -> None:
         """Wait (async) until this process may send one more request to DCS."""
         if self._shared_usable():
-            from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError, rate_limit
+            from flows.budget_server import atake_slot
 
             try:
-                await rate_limit(self.name, strict=True)
-            except ConcurrencySlotAcquisitionError as error:
+                taken = await atake_slot(self.name)
+            except httpx.HTTPError as error:
                 self._unusable(error)
             else:
-                return
+                if taken:
+                    return
+                self._unusable(None)
         time_ = clock.current()
         delay = self._async_bucket_on(time_).reserve(time_.monotonic())
         if delay > 0:
@@ -166,15 +166,16 @@ class ApiBudget:
     def pace(self) -> None:
         """Wait (blocking) until this process may send one more request to DCS."""
         if self._shared_usable():
-            from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
-            from prefect.concurrency.sync import rate_limit
+            from flows.budget_server import take_slot
 
             try:
-                rate_limit(self.name, strict=True)
-            except ConcurrencySlotAcquisitionError as error:
+                taken = take_slot(self.name)
+            except httpx.HTTPError as error:
                 self._unusable(error)
             else:
-                return
+                if taken:
+                    return
+                self._unusable(None)
         delay = self._sync_bucket.reserve(self._monotonic())
         if delay > 0:
             self._sleep(delay)
@@ -202,17 +203,18 @@ class ApiBudget:
         with self._lock:
             return self._monotonic() >= self._skip_shared_until
 
-    def _unusable(self, error: ConcurrencySlotAcquisitionError) -> None:
+    def _unusable(self, error: httpx.HTTPError | None) -> None:
+        """Stop asking the server for a while: `error` is why, None that there is no limit."""
         with self._lock:
             self._skip_shared_until = self._monotonic() + self._recheck_seconds
-        if error.__cause__ is None:
-            # Prefect raises it with no cause exactly when the server has no such limit.
+        if error is None:
             reason = f"the Prefect global concurrency limit {self.name!r} does not exist"
         else:
-            cause = error.__cause__
+            from flows.budget_server import refusal_reason
+
             reason = (
                 f"the Prefect global concurrency limit {self.name!r} cannot be used "
-                f"({error}; {type(cause).__name__})"
+                f"({refusal_reason(error)})"
             )
         self._warn_once(reason)
 

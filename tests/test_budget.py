@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
 
 from blocks.credentials import DcsCredentials
 from blocks.errors import DcsValidationError
 from flows.budget import ApiBudget, Budget, api_budget, limit_name
+from flows.budget_server import wait_for_next_slot
 from flows.cli import EXIT_ERROR, main
 from flows.clock import FakeTime, use_time
 
@@ -151,3 +154,29 @@ def test_a_new_clock_starts_a_fresh_pace() -> None:
         asyncio.run(budget.apace())
     assert first.sleeps == [1.0, 1.0]
     assert second.sleeps == []
+
+
+def _limit(active: int, updated: datetime | None) -> GlobalConcurrencyLimitResponse:
+    return GlobalConcurrencyLimitResponse(
+        name="dcs-api-x", limit=5, active_slots=active, slot_decay_per_second=5.0, updated=updated
+    )
+
+
+_AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("active", "updated", "now", "wait"),
+    [
+        pytest.param(4, _AT, _AT, 0.0, id="a-slot-free"),
+        pytest.param(5, _AT, _AT + timedelta(seconds=0.05), 0.15, id="due-after-the-last-write"),
+        pytest.param(5, None, _AT, 0.2, id="no-timestamp"),
+        pytest.param(5, _AT, _AT - timedelta(seconds=3), 0.2, id="clock-behind-the-server"),
+        pytest.param(5, _AT, _AT + timedelta(seconds=3), 0.05, id="clock-ahead-of-the-server"),
+    ],
+)
+def test_a_refused_waiter_tries_again_when_the_next_slot_is_due(
+    active: int, updated: datetime | None, now: datetime, wait: float
+) -> None:
+    """A full limit's next slot is one slot's decay after its last write, clamped for skew."""
+    assert wait_for_next_slot(_limit(active, updated), now) == pytest.approx(wait)
