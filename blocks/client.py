@@ -558,6 +558,8 @@ class DcsClient(_BaseDcsClient):
     Each retry is logged on the `blocks.retry` logger at DEBUG (operation, path, attempt n
     of max, the wait, the cause) or, when given, handed to `on_retry` instead.
     Passwords in returned tasks are masked unless `keep_passwords=True`.
+    `pace`, when given, is called before every request, retries included (each one counts
+    against the account's API quota): a rate limit shared with other clients.
     """
 
     def __init__(
@@ -574,6 +576,7 @@ class DcsClient(_BaseDcsClient):
         clock: Callable[[], float] = time.monotonic,
         keep_passwords: bool = False,
         on_retry: OnRetry | None = None,
+        pace: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(
             endpoint,
@@ -585,6 +588,7 @@ class DcsClient(_BaseDcsClient):
             on_retry=on_retry,
         )
         self._sleep = sleep
+        self._pace = pace
         self._http = httpx.Client(**self._client_options(timeout, verify, transport))
 
     def __enter__(self) -> DcsClient:
@@ -605,6 +609,8 @@ class DcsClient(_BaseDcsClient):
     def _execute(self, call: _Call[_M]) -> _M | None:
         attempt = _Attempt(call, self._clock())
         while True:
+            if self._pace is not None:
+                self._pace()
             try:
                 response = self._http.send(self._build_request(self._http, call))
                 return self._read(call, response)
@@ -777,7 +783,8 @@ class DcsClient(_BaseDcsClient):
 class AsyncDcsClient(_BaseDcsClient):
     """Asynchronous twin of `DcsClient`, with the same methods as coroutines.
 
-    The same retry rules apply (see `DcsClient`); `sleep` is awaited between attempts.
+    The same retry rules apply (see `DcsClient`); `sleep` is awaited between attempts,
+    and `pace`, when given, before every request.
     """
 
     def __init__(
@@ -795,6 +802,7 @@ class AsyncDcsClient(_BaseDcsClient):
         keep_passwords: bool = False,
         max_connections: int = 100,
         on_retry: OnRetry | None = None,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__(
             endpoint,
@@ -806,6 +814,7 @@ class AsyncDcsClient(_BaseDcsClient):
             on_retry=on_retry,
         )
         self._sleep = sleep
+        self._pace = pace
         options = self._client_options(timeout, verify, transport)
         options["limits"] = httpx.Limits(max_connections=max_connections)
         self._http = httpx.AsyncClient(**options)
@@ -828,6 +837,8 @@ class AsyncDcsClient(_BaseDcsClient):
     async def _execute(self, call: _Call[_M]) -> _M | None:
         attempt = _Attempt(call, self._clock())
         while True:
+            if self._pace is not None:
+                await self._pace()
             try:
                 response = await self._http.send(self._build_request(self._http, call))
                 return self._read(call, response)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from prefect.blocks.abstract import CredentialsBlock
@@ -13,6 +13,9 @@ from prefect.logging import get_run_logger
 from blocks.client import AsyncDcsClient, DcsClient
 from blocks.retry import RetryNotice, log_retry
 from blocks.settings import DcsSettings
+
+if TYPE_CHECKING:
+    from flows.budget import ApiBudget
 
 
 def log_retry_in_run(notice: RetryNotice) -> None:
@@ -36,7 +39,8 @@ class DcsCredentials(CredentialsBlock, DcsSettings):
     temporary key); or `iam_username` + `iam_password` + `iam_domain_name`, which obtains a
     project-scoped token from IAM and refreshes it before it expires.
 
-    Its clients log each retry in the run log (INFO) when used inside a flow or task run.
+    Its clients log each retry in the run log (INFO) when used inside a flow or task run,
+    and pace every request by the project's API budget shared by all runs (`flows.budget`).
     """
 
     _block_type_name = "DCS Credentials"
@@ -55,6 +59,8 @@ class DcsCredentials(CredentialsBlock, DcsSettings):
     def get_client(self, transport: httpx.BaseTransport | None = None, **options: Any) -> DcsClient:
         """A `DcsClient` for this project; `transport` replaces the network (tests)."""
         options.setdefault("on_retry", log_retry_in_run)
+        if "pace" not in options:
+            options["pace"] = self._api_budget().pace
         # CredentialsBlock declares get_client abstract: name the settings' implementation.
         return DcsSettings.get_client(self, transport, **options)
 
@@ -63,7 +69,15 @@ class DcsCredentials(CredentialsBlock, DcsSettings):
     ) -> AsyncDcsClient:
         """An `AsyncDcsClient` for this project; `transport` replaces the network (tests)."""
         options.setdefault("on_retry", log_retry_in_run)
+        if "pace" not in options:
+            options["pace"] = self._api_budget().apace
         return super().get_async_client(transport, **options)
+
+    def _api_budget(self) -> ApiBudget:
+        # Imported here: `flows` builds on `blocks`, and only a client needs the budget.
+        from flows.budget import api_budget
+
+        return api_budget(self.project_id)
 
 
 __all__ = ["DcsCredentials", "log_retry_in_run"]

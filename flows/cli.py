@@ -4,6 +4,7 @@
     dcs-migrate watch TASK_ID           live progress until it is done (exit 0/1/2)
     dcs-migrate sandbox                 serve the local DCS emulator
     dcs-migrate demo                    the whole runbook against the sandbox
+    dcs-migrate api-budget PROJECT_ID   create the DCS API budget every run shares
 
 Settings come from `--block NAME` (a saved DcsCredentials block; imports Prefect) or from
 `DCS_*` environment variables (`DCS_ENDPOINT` or `DCS_REGION`, `DCS_PROJECT_ID`, and
@@ -19,12 +20,14 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import httpx
 from pydantic import ValidationError
 
 from blocks.errors import DcsError, MigrationError, MigrationTaskNotFound, MigrationTimeout
 from blocks.settings import ENV_PREFIX, DcsSettings
+from flows.budget import DEFAULT_BURST, DEFAULT_REQUESTS_PER_SECOND, Budget, api_budget
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -48,8 +51,15 @@ def settings_from(block: str | None) -> DcsSettings:
     return load_credentials(block)
 
 
+def _client_options(settings: DcsSettings) -> dict[str, Any]:
+    """A block's clients pace themselves; plain settings (no Prefect) get this process's pace."""
+    if type(settings) is DcsSettings:
+        return {"pace": api_budget(settings.project_id, shared=False).apace}
+    return {}
+
+
 async def _status(task_id: str, settings: DcsSettings) -> int:
-    async with settings.get_async_client() as client:
+    async with settings.get_async_client(**_client_options(settings)) as client:
         task = await client.show_migration_task(task_id)
     console = _console()
     console.print(
@@ -68,7 +78,29 @@ async def _watch(args: argparse.Namespace, settings: DcsSettings) -> int:
         until=args.until,
         poll_interval_seconds=args.interval,
         timeout_seconds=args.timeout,
+        **_client_options(settings),
     )
+
+
+def _api_budget(args: argparse.Namespace) -> int:
+    budget = Budget(requests_per_second=args.per_second, burst=args.burst)
+    from flows.budget import create_api_budget, limit_name  # imports Prefect: only here
+
+    name = limit_name(args.project_id)
+    try:
+        done = asyncio.run(create_api_budget(args.project_id, budget))
+    except httpx.HTTPError as error:
+        _console(stderr=True).print(
+            f"[red]could not create {name!r} on the Prefect API:[/red] {error} "
+            f"(is PREFECT_API_URL the server your workers use?)"
+        )
+        return EXIT_ERROR
+    _console().print(
+        f"{done} Prefect global concurrency limit {name!r}: {budget.requests_per_second:g} "
+        f"DCS requests/s, bursts of {budget.burst} (at most {budget.most_in_one_second} in "
+        f"any second), shared by every run that uses project {args.project_id}"
+    )
+    return EXIT_OK
 
 
 def _problem(location: tuple[int | str, ...], message: str) -> str:
@@ -170,6 +202,29 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the scenario to rehearse (default: incremental)",
     )
+    api = commands.add_parser(
+        "api-budget",
+        help="create or change the DCS API budget that every flow run of a project shares",
+        description=(
+            "Creates (or updates) the Prefect global concurrency limit dcs-api-PROJECT_ID, "
+            "used as a rate limit, on the Prefect server of PREFECT_API_URL: every DCS "
+            "request of every run on every worker takes a slot first. Without it each "
+            f"process paces itself at {DEFAULT_REQUESTS_PER_SECOND:g} requests/s."
+        ),
+    )
+    api.add_argument("project_id", metavar="PROJECT_ID", help="the DCS project id")
+    api.add_argument(
+        "--per-second",
+        type=float,
+        default=DEFAULT_REQUESTS_PER_SECOND,
+        help=f"requests per second, all runs together (default {DEFAULT_REQUESTS_PER_SECOND:g})",
+    )
+    api.add_argument(
+        "--burst",
+        type=int,
+        default=DEFAULT_BURST,
+        help=f"requests at once after a quiet spell (default {DEFAULT_BURST})",
+    )
     return parser
 
 
@@ -187,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo(args.scenario)
     try:
+        if args.command == "api-budget":
+            return _api_budget(args)
         settings = settings_from(args.block)
         if args.command == "status":
             return asyncio.run(_status(args.task_id, settings))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
@@ -47,8 +49,12 @@ async def watch_live(
     poll_interval_seconds: float = 15.0,
     timeout_seconds: float = 86400.0,
     console: Console | None = None,
+    **client_options: Any,
 ) -> int:
-    """Watch a task with a live display; 0 when done (the errors of `watch_task` propagate)."""
+    """Watch a task with a live display; 0 when done (the errors of `watch_task` propagate).
+
+    `client_options` go to the client (e.g. its `pace`).
+    """
     watch = WatchSettings(
         until=until, poll_interval_seconds=poll_interval_seconds, timeout_seconds=timeout_seconds
     )
@@ -60,7 +66,7 @@ async def watch_live(
     )
     with Progress(*columns, console=console or Console(highlight=False)) as progress:
         bar = progress.add_task(task_id, total=100)
-        async with open_client(settings) as client:
+        async with open_client(settings, **client_options) as client:
             final = await watch_task(client, task_id, watch, LiveObserver(progress, bar))
     (console or progress.console).print(f"done: {final.describe()}")
     return 0
