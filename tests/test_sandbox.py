@@ -422,3 +422,14 @@ async def test_reset_starts_the_scenario_again(
     assert (await show(client, "inc")).json()["status"] == "RUNNING"
     assert app.sandbox_state.exchanges("inc") == 0
     assert app.sandbox_state.count() == 1
+
+
+async def test_advance_moves_every_task_on_at_once(client: httpx.AsyncClient) -> None:
+    """POST /_sandbox/advance?seconds=N jumps the scripts ahead; a bad N is a clear 400."""
+    assert (await show(client, "inc")).json()["status"] == "RUNNING"
+    assert (await client.post("/_sandbox/advance", params={"seconds": 40})).status_code == 200
+    assert (await show(client, "inc")).json()["status"] == "INCRMIGEATING"
+    for bad in ("-1", "soon", ""):
+        refused = await client.post("/_sandbox/advance", params={"seconds": bad})
+        assert refused.status_code == 400
+        assert f"seconds={bad!r}" in refused.json()["error"]
