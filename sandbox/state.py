@@ -224,6 +224,7 @@ class SandboxState:
                 "full_migration_progress": round(snap.progress, 2),
                 "deleted": snap.deleted,
                 "detail_reads_success": snap.detail_reads_success,
+                "reads": self.count("show_migration_task", task_id=script.task_id, status=200),
                 "addresses_swapped": snap.addresses_swapped,
                 "exchange_requests": self.exchange_requests(script.task_id),
                 "exchanges": self.exchanges(script.task_id),

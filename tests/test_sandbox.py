@@ -405,6 +405,7 @@ async def test_admin_state_counts_without_secrets(
     assert state["requests"]["by_auth"] == {"token": 4}
     assert state["tasks"]["inc"]["task_status"] == "EXCHANGING"
     assert state["tasks"]["inc"]["exchange_requests"] == 1
+    assert state["tasks"]["inc"]["reads"] == 1  # successful GETs of the task's detail
     assert state["tasks"]["full"]["status"] == "SUCCESS"
     assert "not part of the DCS API" in state["sandbox"]
     for secret in (SCENARIO.token, SCENARIO.secret_key, SCENARIO.iam_password, "DCStest123"):
