@@ -25,9 +25,9 @@ import json
 import re
 import ssl
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -49,11 +49,29 @@ from blocks.errors import (
 )
 from blocks.models import (
     DcsModel,
+    DeletedMigrationTasks,
     MigrationTask,
+    MigrationTaskAccepted,
+    MigrationTaskActionResults,
     MigrationTaskList,
     MigrationTaskLogs,
     MigrationTaskStats,
     MigrationTaskSummary,
+    OnlineMigrationTaskCreated,
+)
+from blocks.redaction import scrub
+from blocks.requests import (
+    BackupFile,
+    ConfigureOnlineMigration,
+    CreateBackupImport,
+    CreateOnlineMigration,
+    DeleteTasks,
+    MigrationMethod,
+    RedisEndpoint,
+    RestartTasks,
+    ResumeMode,
+    StopTasks,
+    parse_request,
 )
 from blocks.retry import (
     OnRetry,
@@ -124,7 +142,10 @@ class _Call(Generic[_M]):
     idempotent: bool
     task_id: str | None = None
     params: dict[str, str | int] | None = None
-    body: dict[str, Any] | None = None
+    # The body may hold Redis passwords in plain text: never in a repr, a log or an error.
+    body: dict[str, Any] | None = field(default=None, repr=False)
+    #: Values to cut out of any error text about this call (the passwords it sends).
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass
@@ -290,6 +311,98 @@ class _BaseDcsClient:
             task_id=task_id,
         )
 
+    # -- calls that create, configure, stop and delete tasks -------------------------
+    # A create is never sent twice by accident: after an ambiguous failure (a timeout, a
+    # 5xx) it may have created a task, and a second one would be a duplicate migration.
+
+    def _create_online_call(self, **values: Any) -> _Call[OnlineMigrationTaskCreated]:
+        request = parse_request(CreateOnlineMigration, "create_online_migration_task", **values)
+        return _Call(
+            "create_online_migration_task",
+            "POST",
+            f"/v2/{self._project_segment}/migration/instance",
+            OnlineMigrationTaskCreated,
+            idempotent=False,
+            body=request.wire(),
+        )
+
+    def _configure_online_call(self, task_id: str, **values: Any) -> _Call[MigrationTaskAccepted]:
+        operation = "set_online_migration_task"
+        request = parse_request(ConfigureOnlineMigration, operation, **values)
+        task_segment = validate_path_parameter("task_id", task_id)
+        # Not idempotent: once configured, the task starts migrating; what a second
+        # configuration does then is not documented.
+        return _Call(
+            operation,
+            "POST",
+            f"/v2/{self._project_segment}/migration/{task_segment}/task",
+            MigrationTaskAccepted,
+            idempotent=False,
+            task_id=task_id,
+            body=request.wire(),
+            secrets=request.secrets(),
+        )
+
+    def _create_import_call(self, **values: Any) -> _Call[MigrationTaskAccepted]:
+        request = parse_request(CreateBackupImport, "create_migration_task", **values)
+        return _Call(
+            "create_migration_task",
+            "POST",
+            f"/v2/{self._project_segment}/migration-task",
+            MigrationTaskAccepted,
+            idempotent=False,
+            body=request.wire(),
+            secrets=request.secrets(),
+        )
+
+    def _sync_stop_call(self, task_id: str) -> _Call[DcsModel]:
+        # Like stop: a stopped task stays stopped, so a retry cannot do harm.
+        return _Call(
+            "stop_migration_task_sync",
+            "POST",
+            self._task_path(task_id, "/sync-stop"),
+            None,
+            idempotent=True,
+            task_id=task_id,
+        )
+
+    def _delete_call(self, task_ids: Any) -> _Call[DeletedMigrationTasks]:
+        request = parse_request(DeleteTasks, "delete_migration_task", task_id_list=task_ids)
+        # Deleting twice leaves the same: deleted (a retry may then read DCS.4133).
+        return _Call(
+            "delete_migration_task",
+            "DELETE",
+            f"/v2/{self._project_segment}/migration-tasks/delete",
+            DeletedMigrationTasks,
+            idempotent=True,
+            body=request.wire(),
+        )
+
+    def _batch_stop_call(self, task_ids: Any) -> _Call[MigrationTaskActionResults]:
+        operation = "batch_stop_migration_tasks"
+        request = parse_request(StopTasks, operation, migration_tasks=task_ids)
+        return _Call(
+            operation,
+            "POST",
+            f"/v2/{self._project_segment}/migration-task/batch-stop",
+            MigrationTaskActionResults,
+            idempotent=True,
+            body=request.wire(),
+        )
+
+    def _batch_restart_call(self, task_ids: Any) -> _Call[MigrationTaskActionResults]:
+        operation = "batch_restart_online_migration_tasks"
+        request = parse_request(RestartTasks, operation, migration_tasks=task_ids)
+        # Not idempotent: a restart may begin a full synchronisation again.
+        return _Call(
+            operation,
+            "POST",
+            f"/v2/{self._project_segment}/migration-tasks/batch-restart",
+            MigrationTaskActionResults,
+            idempotent=False,
+            body=request.wire(),
+        )
+
     # -- deciding and parsing: no I/O ------------------------------------------------
 
     def _build_request(self, client: httpx.Client | httpx.AsyncClient, call: _Call[Any]) -> Any:
@@ -351,7 +464,7 @@ class _BaseDcsClient:
     def _read(self, call: _Call[_M], response: httpx.Response) -> _M | None:
         """The model of a successful answer, or the `DcsApiError` that describes a failure."""
         if not response.is_success:
-            raise error_from_response(
+            error = error_from_response(
                 response.status_code,
                 response.content,
                 response.headers,
@@ -359,6 +472,7 @@ class _BaseDcsClient:
                 task_id=call.task_id,
                 project_id=self.project_id,
             )
+            raise _without_secrets(error, call.secrets)
         if call.model is None:
             return None
         try:
@@ -380,7 +494,9 @@ class _BaseDcsClient:
             ) from None
         except ValueError:
             problem = f"a body that is not JSON: {service_text(response.content)}"
-            raise self._unexpected(call, response, problem) from None
+            raise _without_secrets(
+                self._unexpected(call, response, problem), call.secrets
+            ) from None
 
     def _unexpected(
         self, call: _Call[Any], response: httpx.Response, problem: str
@@ -402,6 +518,17 @@ class _BaseDcsClient:
             project_id=self.project_id,
             request_id=response.headers.get("x-request-id"),
         )
+
+
+def _without_secrets(error: DcsApiError, secrets: tuple[str, ...]) -> DcsApiError:
+    """`error` with the call's passwords cut out of its text, should the service quote one."""
+    if secrets:
+        error.args = tuple(
+            scrub(arg, set(secrets)) if isinstance(arg, str) else arg for arg in error.args
+        )
+        if error.error_msg is not None:
+            error.error_msg = scrub(error.error_msg, set(secrets))
+    return error
 
 
 def _has_request(error: httpx.RequestError) -> bool:
@@ -555,6 +682,97 @@ class DcsClient(_BaseDcsClient):
         """`POST .../rollback-ip`: undo an IP exchange (sent at most once)."""
         self._execute(self._rollback_call(task_id))
 
+    def create_online_migration_task(
+        self,
+        name: str,
+        *,
+        vpc_id: str,
+        subnet_id: str,
+        security_group_id: str,
+        description: str | None = None,
+    ) -> OnlineMigrationTaskCreated:
+        """`POST /v2/{project_id}/migration/instance`: a new online migration task, in RUNNING
+        until `set_online_migration_task` configures it (sent at most once)."""
+        call = self._create_online_call(
+            name=name,
+            vpc_id=vpc_id,
+            subnet_id=subnet_id,
+            security_group_id=security_group_id,
+            description=description,
+        )
+        return _expect(self._execute(call))
+
+    def set_online_migration_task(
+        self,
+        task_id: str,
+        *,
+        migration_method: MigrationMethod | str,
+        resume_mode: ResumeMode | str,
+        source_instance: RedisEndpoint | Mapping[str, Any],
+        target_instance: RedisEndpoint | Mapping[str, Any],
+        bandwidth_limit_mb: int | None = None,
+    ) -> MigrationTaskAccepted:
+        """`POST /v2/{project_id}/migration/{task_id}/task`: configure a created online task;
+        it starts migrating (sent at most once).
+
+        `migration_method` is "full" or "incremental" (full, then incremental sync);
+        `resume_mode` "auto" or "manual"; each instance by `id` (a DCS instance) or by
+        `addrs` ("host:port"), with its `password` if it has one.
+        """
+        call = self._configure_online_call(
+            task_id,
+            migration_method=migration_method,
+            resume_mode=resume_mode,
+            bandwidth_limit_mb=bandwidth_limit_mb,
+            source_instance=source_instance,
+            target_instance=target_instance,
+        )
+        return _expect(self._execute(call))
+
+    def create_migration_task(
+        self,
+        task_name: str,
+        *,
+        target_instance: RedisEndpoint | Mapping[str, Any],
+        bucket_name: str | None = None,
+        files: Sequence[BackupFile | Mapping[str, Any] | str] | None = None,
+        backup_id: str | None = None,
+        description: str | None = None,
+    ) -> MigrationTaskAccepted:
+        """`POST /v2/{project_id}/migration-task`: import backup files into the DCS instance
+        `target_instance` (by id), from `files` in the OBS bucket `bucket_name` or from the
+        backup record `backup_id` (sent at most once)."""
+        call = self._create_import_call(
+            task_name=task_name,
+            description=description,
+            target_instance=target_instance,
+            bucket_name=bucket_name,
+            files=files,
+            backup_id=backup_id,
+        )
+        return _expect(self._execute(call))
+
+    def stop_migration_task_sync(self, task_id: str) -> None:
+        """`POST .../migration-task/{task_id}/sync-stop`: stop the task and wait for it to
+        stop (safe to retry)."""
+        self._execute(self._sync_stop_call(task_id))
+
+    def delete_migration_task(self, task_ids: Sequence[str]) -> DeletedMigrationTasks:
+        """`DELETE /v2/{project_id}/migration-tasks/delete`: delete these tasks."""
+        return _expect(self._execute(self._delete_call(task_ids)))
+
+    def batch_stop_migration_tasks(self, task_ids: Sequence[str]) -> MigrationTaskActionResults:
+        """`POST /v2/{project_id}/migration-task/batch-stop`: stop these tasks; the answer
+        says, task by task, whether DCS did (safe to retry)."""
+        return _expect(self._execute(self._batch_stop_call(task_ids)))
+
+    def batch_restart_online_migration_tasks(
+        self, task_ids: Sequence[str]
+    ) -> MigrationTaskActionResults:
+        """`POST /v2/{project_id}/migration-tasks/batch-restart`: restart up to 50 online
+        tasks; the answer says, task by task, whether DCS did (sent at most once)."""
+        return _expect(self._execute(self._batch_restart_call(task_ids)))
+
 
 class AsyncDcsClient(_BaseDcsClient):
     """Asynchronous twin of `DcsClient`, with the same methods as coroutines.
@@ -692,6 +910,99 @@ class AsyncDcsClient(_BaseDcsClient):
     async def rollback_exchange_instance_ip(self, task_id: str) -> None:
         """`POST .../rollback-ip`: undo an IP exchange (sent at most once)."""
         await self._execute(self._rollback_call(task_id))
+
+    async def create_online_migration_task(
+        self,
+        name: str,
+        *,
+        vpc_id: str,
+        subnet_id: str,
+        security_group_id: str,
+        description: str | None = None,
+    ) -> OnlineMigrationTaskCreated:
+        """`POST /v2/{project_id}/migration/instance`: a new online migration task, in RUNNING
+        until `set_online_migration_task` configures it (sent at most once)."""
+        call = self._create_online_call(
+            name=name,
+            vpc_id=vpc_id,
+            subnet_id=subnet_id,
+            security_group_id=security_group_id,
+            description=description,
+        )
+        return _expect(await self._execute(call))
+
+    async def set_online_migration_task(
+        self,
+        task_id: str,
+        *,
+        migration_method: MigrationMethod | str,
+        resume_mode: ResumeMode | str,
+        source_instance: RedisEndpoint | Mapping[str, Any],
+        target_instance: RedisEndpoint | Mapping[str, Any],
+        bandwidth_limit_mb: int | None = None,
+    ) -> MigrationTaskAccepted:
+        """`POST /v2/{project_id}/migration/{task_id}/task`: configure a created online task;
+        it starts migrating (sent at most once).
+
+        `migration_method` is "full" or "incremental" (full, then incremental sync);
+        `resume_mode` "auto" or "manual"; each instance by `id` (a DCS instance) or by
+        `addrs` ("host:port"), with its `password` if it has one.
+        """
+        call = self._configure_online_call(
+            task_id,
+            migration_method=migration_method,
+            resume_mode=resume_mode,
+            bandwidth_limit_mb=bandwidth_limit_mb,
+            source_instance=source_instance,
+            target_instance=target_instance,
+        )
+        return _expect(await self._execute(call))
+
+    async def create_migration_task(
+        self,
+        task_name: str,
+        *,
+        target_instance: RedisEndpoint | Mapping[str, Any],
+        bucket_name: str | None = None,
+        files: Sequence[BackupFile | Mapping[str, Any] | str] | None = None,
+        backup_id: str | None = None,
+        description: str | None = None,
+    ) -> MigrationTaskAccepted:
+        """`POST /v2/{project_id}/migration-task`: import backup files into the DCS instance
+        `target_instance` (by id), from `files` in the OBS bucket `bucket_name` or from the
+        backup record `backup_id` (sent at most once)."""
+        call = self._create_import_call(
+            task_name=task_name,
+            description=description,
+            target_instance=target_instance,
+            bucket_name=bucket_name,
+            files=files,
+            backup_id=backup_id,
+        )
+        return _expect(await self._execute(call))
+
+    async def stop_migration_task_sync(self, task_id: str) -> None:
+        """`POST .../migration-task/{task_id}/sync-stop`: stop the task and wait for it to
+        stop (safe to retry)."""
+        await self._execute(self._sync_stop_call(task_id))
+
+    async def delete_migration_task(self, task_ids: Sequence[str]) -> DeletedMigrationTasks:
+        """`DELETE /v2/{project_id}/migration-tasks/delete`: delete these tasks."""
+        return _expect(await self._execute(self._delete_call(task_ids)))
+
+    async def batch_stop_migration_tasks(
+        self, task_ids: Sequence[str]
+    ) -> MigrationTaskActionResults:
+        """`POST /v2/{project_id}/migration-task/batch-stop`: stop these tasks; the answer
+        says, task by task, whether DCS did (safe to retry)."""
+        return _expect(await self._execute(self._batch_stop_call(task_ids)))
+
+    async def batch_restart_online_migration_tasks(
+        self, task_ids: Sequence[str]
+    ) -> MigrationTaskActionResults:
+        """`POST /v2/{project_id}/migration-tasks/batch-restart`: restart up to 50 online
+        tasks; the answer says, task by task, whether DCS did (sent at most once)."""
+        return _expect(await self._execute(self._batch_restart_call(task_ids)))
 
 
 def is_last_page(page: MigrationTaskList, seen: int, page_size: int) -> bool:

@@ -16,11 +16,16 @@ DcsError                          catch this to catch all of them
 │   ├── MigrationFailed           the task reached a failure status; `.task` is the last
 │   │                             task seen, passwords masked
 │   ├── MigrationTimeout          the watch deadline passed; `.last_status` is the last seen
-│   └── MigrationUnreachable      the task could not be read for too many polls in a row
+│   ├── MigrationUnreachable      the task could not be read for too many polls in a row
+│   ├── MigrationNotConfigured    the task stayed RUNNING (pending configuration) past the
+│   │                             watch's `configure_grace_seconds`: nobody configured it
+│   └── MigrationNotCreated       a create got no clear answer, and no task of its name is
+│                                 listed: none was created, so running again is safe
 ├── CutoverError                  the cutover did not happen as asked
 │   ├── CutoverFailed             the IP exchange or cutover deployment ended badly or late
 │   ├── CutoverAlreadyRequested   refused: this cutover was requested before (force=True)
-│   └── CutoverRejected           a person rejected the cutover at the approval step
+│   ├── CutoverRejected           a person rejected the cutover at the approval step
+│   └── CutoverGateTimeout        held: the target did not catch up with the source in time
 └── NotificationError             a notification could not be sent (strict mode only)
 ```
 
@@ -203,6 +208,46 @@ class MigrationUnreachable(MigrationError):
         self.last_error = last_error
 
 
+class MigrationNotConfigured(MigrationError):
+    """The task is still `RUNNING` ("pending configuration") past the grace the watch gives.
+
+    A task created online waits in RUNNING until `set_online_migration_task` (or the DCS
+    console) configures it; without this, a watch would wait for it until its deadline
+    without saying why. `waited_seconds` is how long the watch had seen it so, `last_task`
+    the last read (passwords masked).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str,
+        grace_seconds: float,
+        waited_seconds: float,
+        last_task: MigrationTask | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.grace_seconds = grace_seconds
+        self.waited_seconds = waited_seconds
+        self.last_task = last_task
+
+
+class MigrationNotCreated(MigrationError):
+    """A create request got no clear answer (no answer, a 5xx), and the task it would have
+    made is not listed: nothing was left behind, and a new run may create it.
+
+    `cause` is the text of the error the create request ended with.
+    """
+
+    transient = True
+
+    def __init__(self, message: str, *, task_name: str, cause: str) -> None:
+        super().__init__(message)
+        self.task_name = task_name
+        self.cause = cause
+
+
 class CutoverError(DcsError):
     """The cutover did not happen as asked."""
 
@@ -217,6 +262,34 @@ class CutoverAlreadyRequested(CutoverError):
 
 class CutoverRejected(CutoverError):
     """A person rejected the cutover at the runbook's approval step."""
+
+
+class CutoverGateTimeout(CutoverError):
+    """The catch-up gate held the cutover: the target did not stay caught up in time.
+
+    `last_offset`, `last_source_dbsize` and `last_target_dbsize` are the last figures read
+    (None when never read; the text DCS sent when it was no number), `waited_seconds` how
+    long the gate waited, and `reason` why its last read did not pass.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str,
+        last_offset: int | str | None,
+        last_source_dbsize: int | str | None,
+        last_target_dbsize: int | str | None,
+        waited_seconds: float,
+        reason: str,
+    ) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.last_offset = last_offset
+        self.last_source_dbsize = last_source_dbsize
+        self.last_target_dbsize = last_target_dbsize
+        self.waited_seconds = waited_seconds
+        self.reason = reason
 
 
 class NotificationError(DcsError):
@@ -349,10 +422,17 @@ def error_from_response(
     # The header first, as the SDK reads it; the gateway puts it in the body too.
     request_id = headers.get("x-request-id") or headers.get("X-Request-Id") or parsed.request_id
     cls = _error_class(status_code, parsed.code)
-    if cls is MigrationTaskNotFound:
+    if cls is MigrationTaskNotFound and task_id is not None:
         message = (
             f"migration task {task_id!r} not found in project {project_id!r} "
             f"({parsed.code}, request {request_id}) during {operation}"
+        )
+    elif cls is MigrationTaskNotFound:
+        # A call naming several tasks (a delete, a batch): only DCS's words say which one.
+        detail = f": {parsed.msg}" if parsed.msg else ""
+        message = (
+            f"a migration task the request names was not found in project {project_id!r} "
+            f"({parsed.code}, request {request_id}) during {operation}{detail}"
         )
     else:
         code = f" {parsed.code}" if parsed.code else ""
@@ -384,6 +464,7 @@ __all__ = [
     "CutoverAlreadyRequested",
     "CutoverError",
     "CutoverFailed",
+    "CutoverGateTimeout",
     "CutoverRejected",
     "DcsApiError",
     "DcsAuthError",
@@ -397,6 +478,8 @@ __all__ = [
     "DcsValidationError",
     "MigrationError",
     "MigrationFailed",
+    "MigrationNotConfigured",
+    "MigrationNotCreated",
     "MigrationTaskNotFound",
     "MigrationTimeout",
     "MigrationUnreachable",

@@ -606,6 +606,74 @@ class MigrationTaskLogs(DcsModel):
     migration_logs: Annotated[list[MigrationLog], _NoneAsEmpty] = Field(default_factory=list)
 
 
+# --- answers to the calls that change tasks -------------------------------------------
+
+
+class OnlineMigrationTaskCreated(DcsModel):
+    """The answer to create_online_migration_task: the new task's id, as `instance_id`."""
+
+    instance_id: str | None = None
+
+    @property
+    def task_id(self) -> str | None:
+        """The new task's id (DCS calls it `instance_id` here, and `task_id` everywhere else)."""
+        return self.instance_id
+
+
+class MigrationTaskAccepted(DcsModel):
+    """The answer to create_migration_task and set_online_migration_task: id, name, status."""
+
+    id: str | None = None
+    name: str | None = None
+    status: Annotated[MigrationStatus, BeforeValidator(_parse_status)] = MigrationStatus.UNKNOWN
+    raw_status: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_raw_status(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "status" in data and "raw_status" not in data:
+            return {**data, "raw_status": _status_text(data.get("status"))}
+        return data
+
+    @property
+    def task_id(self) -> str | None:
+        """The task's id (`id` in this answer)."""
+        return self.id
+
+
+class DeletedMigrationTasks(DcsModel):
+    """The answer to delete_migration_task: the ids DCS deleted."""
+
+    task_id_list: Annotated[list[str], _NoneAsEmpty] = Field(default_factory=list)
+
+
+class MigrationTaskActionResult(DcsModel):
+    """What a batch stop or restart did to one task: `result`, and an error if it failed."""
+
+    result: str | None = None
+    task_id: str | None = None
+    error_msg: str | None = None
+    error_code: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """DCS accepted the action for this task (`result` is "success")."""
+        return (self.result or "").strip().lower() == "success"
+
+
+class MigrationTaskActionResults(DcsModel):
+    """The answer to batch_stop_migration_tasks and batch_restart_online_migration_tasks."""
+
+    migration_tasks: Annotated[list[MigrationTaskActionResult], _NoneAsEmpty] = Field(
+        default_factory=list
+    )
+
+    @property
+    def failed(self) -> list[MigrationTaskActionResult]:
+        """The tasks DCS did not act on (each with its error code and message)."""
+        return [result for result in self.migration_tasks if not result.succeeded]
+
+
 __all__ = [
     "EXCHANGE_SUCCESS",
     "EXCHANGING",
@@ -618,14 +686,19 @@ __all__ = [
     "BackupFile",
     "BackupFiles",
     "DcsModel",
+    "DeletedMigrationTasks",
     "IpExchange",
     "MigrationLog",
     "MigrationStatus",
     "MigrationTask",
+    "MigrationTaskAccepted",
+    "MigrationTaskActionResult",
+    "MigrationTaskActionResults",
     "MigrationTaskList",
     "MigrationTaskLogs",
     "MigrationTaskStats",
     "MigrationTaskSummary",
+    "OnlineMigrationTaskCreated",
     "SourceInstance",
     "StatusMeaning",
     "TargetInstance",

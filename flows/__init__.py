@@ -13,7 +13,9 @@ from blocks._lazy import lazy_attributes
 if TYPE_CHECKING:
     from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials, load_credentials
     from flows.cutover import exchange_instance_ip, rollback_instance_ip, run_cutover_deployment
+    from flows.gate import GateResult, wait_until_caught_up
     from flows.message import format_message
+    from flows.migrate import MigrationSummary, migrate_instance
     from flows.notify import notify_migration, send_notification
     from flows.runbook import RunbookSummary, migration_runbook
     from flows.sensor import migration_sensor
@@ -27,7 +29,11 @@ _LAZY = {
     "exchange_instance_ip": "flows.cutover",
     "rollback_instance_ip": "flows.cutover",
     "run_cutover_deployment": "flows.cutover",
+    "GateResult": "flows.gate",
+    "wait_until_caught_up": "flows.gate",
     "format_message": "flows.message",
+    "MigrationSummary": "flows.migrate",
+    "migrate_instance": "flows.migrate",
     "notify_migration": "flows.notify",
     "send_notification": "flows.notify",
     "RunbookSummary": "flows.runbook",
@@ -45,6 +51,8 @@ __getattr__, __dir__ = lazy_attributes("flows", _LAZY, globals())
 
 __all__ = [
     "DEFAULT_BLOCK_NAME",
+    "GateResult",
+    "MigrationSummary",
     "RunbookSummary",
     "WatchResult",
     "aload_credentials",
@@ -52,6 +60,7 @@ __all__ = [
     "fetch_migration_task",
     "format_message",
     "load_credentials",
+    "migrate_instance",
     "migration_runbook",
     "migration_sensor",
     "notify_migration",
@@ -60,4 +69,5 @@ __all__ = [
     "send_notification",
     "wait_for_migration_task",
     "wait_for_migration_tasks",
+    "wait_until_caught_up",
 ]

@@ -73,6 +73,7 @@ from flows.clock import current
 from flows.credentials import DEFAULT_BLOCK_NAME, aload_credentials
 from flows.polling import is_transient_or_garbled, read_task
 from flows.records import RECORD_PREFIX, CutoverRecords, Record, RecordState, cutover_record_name
+from flows.timeline import add_row
 
 if TYPE_CHECKING:
     from logging import Logger
@@ -227,6 +228,7 @@ class _Cutover:
             status = _task_status(task)
             if status != seen:
                 self.logger.info("%s: task_status %s -> %s", self.subject, seen, status)
+                add_row(self.action.label, task, f"task_status {seen} -> {status}")
                 seen = status
             if status == self.action.success:
                 return _Outcome(task, RecordState.SUCCEEDED)
@@ -394,6 +396,7 @@ async def _claim(
 
 async def _request(cut: _Cutover, body: dict[str, Any], shown: str | None) -> None:
     """Send the one request; raise CutoverFailed only when it was refused before acting."""
+    add_row(cut.action.label, None, f"request sent, task_status {shown}")
     try:
         if cut.action is _EXCHANGE:
             await cut.dcs.exchange_instance_ip(cut.task_id, **body)

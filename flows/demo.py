@@ -181,6 +181,10 @@ async def _rehearse(
             credentials=DEMO_BLOCK,
             poll_interval_seconds=0.5,
             cutover="exchange_ip",
+            # The sandbox runs 3x faster than real time: a 3-second catch-up window here
+            # stands for the 60 s a real cutover waits.
+            gate_interval_seconds=0.5,
+            settle_seconds=3,
             notification_blocks=[f"custom-webhook/{DEMO_SINK}"],
             return_state=True,
         )

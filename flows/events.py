@@ -9,15 +9,18 @@ Every event concerns the resource `dcs.migration-task.<task_id>`:
 | `dcs.migration.succeeded` | the task reached SUCCESS |
 | `dcs.migration.failed` | the task reached a failure status (FAILED, TERMINATED, ...) |
 | `dcs.migration.timed-out` | a watch gave up at its deadline |
+| `dcs.migration.caught-up` | the catch-up gate passed (its figures in the payload) |
+| `dcs.migration.gate-failed` | the catch-up gate held the cutover (deadline, unreadable stats) |
 
 The payload holds `task_id`, `task_name`, `project_id`, `old_status`, `new_status`,
 `task_status`, `migration_type` and `migration_method`: names and states, never a secret.
 An automation picks the task id out with `{{ event.payload.task_id }}`.
 
 The resource's `dcs.emitter` label says who saw the change: `sensor` (the scheduled
-`migration_sensor`, once per change) or `watch` (a wait flow, which reports what it sees
-from its first look on). An automation that starts a runbook must match
-`dcs.emitter: sensor`: the runbook's own watch would otherwise trigger it again, and again.
+`migration_sensor`, once per change), `watch` (a wait flow, which reports what it sees
+from its first look on) or `gate` (the catch-up gate in front of a cutover). An
+automation that starts a runbook must match `dcs.emitter: sensor`: the runbook's own
+watch would otherwise trigger it again, and again.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ READY_FOR_CUTOVER = "dcs.migration.ready-for-cutover"
 SUCCEEDED = "dcs.migration.succeeded"
 FAILED = "dcs.migration.failed"
 TIMED_OUT = "dcs.migration.timed-out"
+CAUGHT_UP = "dcs.migration.caught-up"
+GATE_FAILED = "dcs.migration.gate-failed"
 RESOURCE_PREFIX = "dcs.migration-task."
-Emitter = Literal["sensor", "watch"]
+Emitter = Literal["sensor", "watch", "gate"]
 
 
 def resource(
@@ -116,14 +121,30 @@ def emit_timed_out(
     return emit_event(TIMED_OUT, resource=labels, payload=payload)
 
 
+def emit_gate(
+    name: str,
+    task_id: str,
+    task_name: str | None,
+    project_id: str | None,
+    payload: dict[str, Any],
+) -> Event | None:
+    """Emit `CAUGHT_UP` or `GATE_FAILED`; `payload` holds figures and reasons, no secret."""
+    labels = resource(task_id, task_name, project_id, "gate")
+    body = {"task_id": task_id, "task_name": task_name, "project_id": project_id, **payload}
+    return emit_event(name, resource=labels, payload=body)
+
+
 __all__ = [
+    "CAUGHT_UP",
     "FAILED",
+    "GATE_FAILED",
     "READY_FOR_CUTOVER",
     "RESOURCE_PREFIX",
     "STATUS_CHANGED",
     "SUCCEEDED",
     "TIMED_OUT",
     "Emitter",
+    "emit_gate",
     "emit_timed_out",
     "emit_transition",
     "outcome_event",

@@ -102,7 +102,11 @@ def format_message(
     name = task.task_name or "(unnamed)"
     task_id = task.task_id or "?"
     status = f"{task.status_text} ({task.meaning})"
-    subject = one_line(f"DCS migration {event}: {name} ({task_id}) {status}")
+    # The subject says where the task stands: after an exchange, incremental sync goes on
+    # and the status alone would still read "ready for cutover".
+    subject = one_line(
+        f"DCS migration {event}: {name} ({task_id}) {task.status_text} ({task.stage})"
+    )
     lines = [
         f"Migration task: {name} ({task_id})",
         f"Event: {one_line(event)}",

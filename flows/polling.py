@@ -14,6 +14,9 @@ an observer that writes logs, events and artifacts. The loops only decide:
   deleted, `MigrationTaskNotFound`, never a success (`confirm_listed`);
 - that transient (or garbled) answers are read again, and only a streak of
   `max_consecutive_errors` of them fails the watch (`MigrationUnreachable`);
+- that a task still `RUNNING` ("pending configuration": created, never configured)
+  `configure_grace_seconds` after the watch began ends it (`MigrationNotConfigured`),
+  rather than a wait to the deadline that never says why;
 - when to call the observer: on a change of status, never on an unchanged poll.
 """
 
@@ -32,6 +35,7 @@ from blocks.errors import (
     DcsUnexpectedResponse,
     DcsValidationError,
     MigrationFailed,
+    MigrationNotConfigured,
     MigrationTaskNotFound,
     MigrationTimeout,
     MigrationUnreachable,
@@ -67,11 +71,6 @@ def is_transient_or_garbled(error: DcsError) -> bool:
     (and bounds its streaks).
     """
     return error.transient or isinstance(error, DcsUnexpectedResponse)
-
-
-# The old name, kept only until a branch written against it (the approval gate) is merged;
-# remove it then. Not part of `__all__`.
-is_passing = is_transient_or_garbled
 
 
 async def confirm_listed(client: AsyncDcsClient, task: MigrationTask) -> None:
@@ -135,6 +134,12 @@ class WatchSettings:
     track_progress: bool = True
     #: Stats are a second request: read them at most this often, not on every poll.
     progress_interval_seconds: float = 60.0
+    #: Tell the observer the watch goes on this often while nothing ends it (None: never),
+    #: so a days-long wait is not a silent log.
+    heartbeat_seconds: float | None = 600.0
+    #: A task still RUNNING ("pending configuration") this long after the watch began was
+    #: never configured: the watch ends with `MigrationNotConfigured` (None: never).
+    configure_grace_seconds: float | None = 300.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -157,6 +162,17 @@ class WatchSettings:
         if self.max_consecutive_errors < 1:
             problems.append(
                 f"max_consecutive_errors must be at least 1, got {self.max_consecutive_errors!r}"
+            )
+        if self.heartbeat_seconds is not None and not self.heartbeat_seconds > 0:
+            problems.append(
+                f"heartbeat_seconds must be more than 0 (or None for no heartbeat), "
+                f"got {self.heartbeat_seconds!r}"
+            )
+        grace = self.configure_grace_seconds
+        if grace is not None and not grace > 0:
+            problems.append(
+                f"configure_grace_seconds must be more than 0 (or None to wait for a task "
+                f"left pending configuration until the deadline), got {grace!r}"
             )
         if problems:
             raise DcsValidationError("; ".join(problems))
@@ -183,6 +199,9 @@ class WatchObserver:
 
     async def notice(self, message: str) -> None:
         """Something worth a warning happened to the watch as a whole."""
+
+    async def heartbeat(self, task_id: str, last: MigrationTask | None, waited: float) -> None:
+        """The watch of one task goes on: `waited` seconds so far, `last` its last read."""
 
 
 def _failed(task: MigrationTask) -> MigrationFailed:
@@ -222,6 +241,24 @@ def _unreachable(
     )
 
 
+def _not_configured(task: MigrationTask, grace: float, waited: float) -> MigrationNotConfigured:
+    msg = (
+        f"migration task {task.task_id!r} ({task.task_name or 'unnamed'}) is still RUNNING "
+        f"(pending configuration) {waited:g} s after the watch began "
+        f"(configure_grace_seconds={grace:g}): it was created but never configured. "
+        f"Configure it (source and target instance, migration method) with "
+        f"set_online_migration_task or in the DCS console, then watch it again "
+        f"(or run migrate_instance, which configures the task it creates)"
+    )
+    return MigrationNotConfigured(
+        msg,
+        task_id=str(task.task_id),
+        grace_seconds=grace,
+        waited_seconds=waited,
+        last_task=task.masked(),
+    )
+
+
 class _TaskWatch:
     """The state of one task's watch: what was seen, and whether it is settled."""
 
@@ -232,6 +269,7 @@ class _TaskWatch:
         self.last: MigrationTask | None = None
         self.streak = 0
         self.unchanged = 0
+        self.began = clock.current().monotonic()
 
     async def seen(self, task: MigrationTask) -> bool:
         """Take in a fresh read; True when the watch is over (raises on failure)."""
@@ -244,7 +282,18 @@ class _TaskWatch:
         self.last = task
         if task.failed:
             raise _failed(task)
+        self.check_configured()
         return is_done(task, self.settings.until)
+
+    def check_configured(self) -> None:
+        """Raise `MigrationNotConfigured` if the task is still pending configuration past
+        the grace (the fan-out calls this on a round whose list shows no change, too)."""
+        grace = self.settings.configure_grace_seconds
+        if grace is None or self.last is None or self.last.status != MigrationStatus.RUNNING:
+            return
+        waited = clock.current().monotonic() - self.began
+        if waited >= grace:
+            raise _not_configured(self.last, grace, waited)
 
     async def failed_read(self, error: DcsError) -> None:
         """Take in a failed read: re-raise what is permanent or ends a long streak."""
@@ -273,8 +322,11 @@ async def watch_task(
     """Poll one task until it is done; the final task (masked), or one of the errors above."""
     time = clock.current()
     state = _TaskWatch(task_id, settings, observer or WatchObserver())
-    deadline = time.monotonic() + settings.timeout_seconds
-    next_progress = time.monotonic()
+    began = time.monotonic()
+    deadline = began + settings.timeout_seconds
+    next_progress = began
+    beat = settings.heartbeat_seconds
+    next_beat = began + beat if beat is not None else float("inf")
     while True:
         try:
             task = await client.show_migration_task(task_id)
@@ -288,6 +340,9 @@ async def watch_task(
             if progressing and time.monotonic() >= next_progress:
                 next_progress = time.monotonic() + settings.progress_interval_seconds
                 await _report_progress(client, state, task)
+        if beat is not None and time.monotonic() >= next_beat:
+            next_beat = time.monotonic() + beat
+            await state.observer.heartbeat(task_id, state.last, time.monotonic() - began)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise state.timeout()
@@ -493,6 +548,11 @@ class _FanOut:
                 to_read.append(task_id)
             else:
                 watch.unchanged += 1
+                # No read this round, so nothing else would notice a task left pending.
+                try:
+                    watch.check_configured()
+                except DcsError as error:
+                    self.outcomes[task_id] = Outcome(task_id, task=watch.last, error=error)
         to_read.sort(key=lambda task_id: not _ends_watch(listed.get(task_id), self.settings))
         return to_read
 

@@ -1,4 +1,9 @@
-"""`migration_runbook`: wait -> notify -> (approval) -> cutover -> verify -> notify.
+"""`migration_runbook`: wait -> notify -> gate -> (approval -> gate) -> cutover -> verify -> notify.
+
+The catch-up gate (`flows.gate`) stands in front of every cutover: DCS shows incremental
+sync as soon as it runs, not when the target has caught up. With an approval, the gate
+runs before it (the approver sees the figures) and, in full, again just before the
+cutover (the offset can grow while a person decides).
 
 Run it by hand from the Prefect UI (every parameter is typed and described, so the UI
 shows a form), on a schedule, from an automation, or as a subflow of a bigger runbook.
@@ -8,44 +13,35 @@ On any failure it notifies, then re-raises, so the run ends Failed with the reas
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any
 
 from prefect import Flow, flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.objects import State as PrefectState
-from prefect.flow_runs import apause_flow_run
-from prefect.input import RunInput
 from prefect.logging.loggers import flow_run_logger
-from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from blocks.errors import CutoverFailed, CutoverRejected, DcsError, DcsValidationError
-from blocks.models import EXCHANGE_SUCCESS, MigrationTask
+from blocks.errors import DcsError
+from blocks.models import MigrationTask
 from flows import clock
+from flows.approval import APPROVAL_POLL_SECONDS, Approval
 from flows.automatic import reason_to_stand_down, runbook_run_name
-from flows.credentials import DEFAULT_BLOCK_NAME, BlockName, aload_credentials, load_credentials
-from flows.cutover import (
-    CUTOVER_FAILURE_STATUSES,
-    exchange_instance_ip,
-    run_cutover_deployment,
+from flows.catchup import Gate, GateSettings
+from flows.credentials import DEFAULT_BLOCK_NAME, BlockName, load_credentials
+from flows.gate import GateResult
+from flows.handover import (
+    EXCHANGE_POLL_SECONDS,
+    Cutover,
+    CutoverPlan,
+    gate_and_approve,
+    read_after_cutover,
+    switch,
+    verified,
 )
 from flows.notify import check_notification_blocks, notify_migration
-from flows.polling import Until, open_client, read_task
-from flows.wait import wait_for_migration_task
-
-Cutover = Literal["none", "exchange_ip", "deployment"]
-
-#: Seconds between two checks whether a paused runbook was resumed (Prefect's poll).
-APPROVAL_POLL_SECONDS = 5.0
-#: The longest wait between two reads while an IP exchange is followed.
-EXCHANGE_POLL_SECONDS = 5.0
-
-
-class Approval(RunInput):
-    """The form the Prefect UI shows when the runbook pauses for approval."""
-
-    approve: bool = Field(description="Cut over now? Leave unticked to reject.")
-    comment: str = Field(default="", description="Why, for the log and the notification.")
+from flows.polling import Until, WatchSettings
+from flows.timeline import RunTimeline, add_row, recording
+from flows.wait import watch_migration_task
 
 
 class RunbookSummary(BaseModel):
@@ -62,51 +58,10 @@ class RunbookSummary(BaseModel):
     stood_down: str | None = Field(
         default=None, description="Why an automatic run did nothing (another run has the task)."
     )
-
-
-def _check(cutover: Cutover, cutover_deployment: str | None) -> None:
-    if cutover == "deployment" and not cutover_deployment:
-        msg = "cutover='deployment' needs cutover_deployment ('flow-name/deployment-name')"
-        raise DcsValidationError(msg)
-    if cutover != "deployment" and cutover_deployment:
-        msg = f"cutover_deployment {cutover_deployment!r} is set but cutover is {cutover!r}"
-        raise DcsValidationError(msg)
-
-
-async def _approve(task: MigrationTask, timeout_seconds: int) -> str:
-    logger = get_run_logger()
-    logger.info(
-        "waiting up to %d s for approval of the cutover of %s: resume the run in the UI",
-        timeout_seconds,
-        task.describe(),
+    caught_up: GateResult | None = Field(
+        default=None,
+        description="The catch-up gate's last pass before the cutover (None: none ran).",
     )
-    answer = await apause_flow_run(
-        wait_for_input=Approval,
-        timeout=timeout_seconds,
-        # Prefect sleeps with anyio, which takes a float; its annotation says int.
-        poll_interval=cast(int, APPROVAL_POLL_SECONDS),
-        # A retried run asks again: Prefect would hand a repeated key the old answer.
-        key=f"approve-cutover-{task.task_id}-{flow_run.run_count}",
-    )
-    if not answer.approve:
-        msg = f"the cutover of {task.describe()} was rejected: {answer.comment or 'no comment'}"
-        raise CutoverRejected(msg)
-    logger.info("cutover approved: %s", answer.comment or "no comment")
-    return str(answer.comment)
-
-
-def _verify(task: MigrationTask, cutover: Cutover) -> None:
-    """The task after the cutover must not have failed, and an exchange must show success."""
-    # Not `task.failed`: a cutover often stops incremental sync, and TERMINATED is fine then.
-    if task.status in CUTOVER_FAILURE_STATUSES:
-        msg = f"after the cutover, {task.describe()} is in a failure status"
-        raise CutoverFailed(msg)
-    if cutover == "exchange_ip" and (task.task_status or "").upper() != EXCHANGE_SUCCESS:
-        msg = (
-            f"after the IP exchange, {task.describe()} shows task_status "
-            f"{task.task_status!r}, not {EXCHANGE_SUCCESS}"
-        )
-        raise CutoverFailed(msg)
 
 
 def stop_on_cancel(flow: Flow[..., Any], flow_run: FlowRun, state: PrefectState) -> None:
@@ -154,6 +109,14 @@ async def migration_runbook(
     strict_notifications: bool = False,
     stop_migration_on_cancel: bool = False,
     automatic: bool = False,
+    gate: Gate = "on",
+    gate_interval_seconds: float = 10.0,
+    settle_seconds: float = 60.0,
+    gate_timeout_seconds: float = 1800.0,
+    max_offset: int = 0,
+    max_key_difference: int = 1000,
+    heartbeat_seconds: float = 600.0,
+    configure_grace_seconds: float | None = 300.0,
 ) -> RunbookSummary:
     """Wait for a DCS migration, then cut over and tell people.
 
@@ -181,8 +144,44 @@ async def migration_runbook(
         automatic: Set by the cutover-on-ready automation: the run is named
             auto-cutover-<task_id>, and does nothing if the task has a cutover record or
             another runbook scheduled, running or paused for it.
+        gate: "on": no cutover until the target has caught up with the source (the
+            catch-up gate); "off" cuts over as soon as the task is ready (logged as a
+            warning: writes not yet copied to the target would be lost).
+        gate_interval_seconds: Seconds between two reads of the task's stats by the gate.
+        settle_seconds: How long every read must show the target caught up, in a row
+            (one read that does not restarts the window).
+        gate_timeout_seconds: Hold the cutover and fail (CutoverGateTimeout) if the target
+            has not stayed caught up within this many seconds.
+        max_offset: The largest stats offset that counts as caught up (DCS: 0 means no
+            difference between source and target).
+        max_key_difference: The largest |source keys - target keys| that counts as caught
+            up (keys expire on both sides, so an exact match may never come).
+        heartbeat_seconds: While the watch goes on, a log line this often saying so, with
+            the status and progress (0: none).
+        configure_grace_seconds: Fail (MigrationNotConfigured) if the task is still RUNNING,
+            which DCS calls pending configuration, this many seconds after the wait
+            began: configure it with set_online_migration_task or in the DCS console
+            (empty: wait for it until the timeout).
     """
-    _check(cutover, cutover_deployment)
+    plan = CutoverPlan(
+        cutover=cutover,
+        gate=gate,
+        gate_settings=GateSettings(
+            gate_interval_seconds=gate_interval_seconds,
+            settle_seconds=settle_seconds,
+            gate_timeout_seconds=gate_timeout_seconds,
+            max_offset=max_offset,
+            max_key_difference=max_key_difference,
+        ),
+        require_approval=require_approval,
+        approval_timeout_seconds=approval_timeout_seconds,
+        cutover_deployment=cutover_deployment,
+        cutover_parameters=cutover_parameters,
+        exchanged_ip=exchanged_ip,
+        is_exchange_domain=is_exchange_domain,
+        force_cutover=force_cutover,
+        poll_interval_seconds=poll_interval_seconds,
+    )
     logger = get_run_logger()
     if require_approval and cutover == "none":
         # The manual deployment asks for approval by default; a watch alone has none to ask.
@@ -217,53 +216,46 @@ async def migration_runbook(
             detail=detail,
         )
 
-    try:
-        # Before waiting for hours: a typo in a block name fails now, not at the first message.
-        await check_notification_blocks(blocks_)
-        last = await wait_for_migration_task(
-            task_id,
-            credentials,
-            until=until,
-            poll_interval_seconds=poll_interval_seconds,
-            timeout_seconds=timeout_seconds,
-        )
-        waited = time.monotonic() - began
-        await tell("ready for cutover" if last.ready_for_cutover else "succeeded", last)
-        comment = None
-        deployment_run = None
-        if cutover != "none":
-            if require_approval:
-                comment = await _approve(last, approval_timeout_seconds)
-            failure = "cutover failed"
-            if cutover == "exchange_ip":
-                last = await exchange_instance_ip(
-                    task_id,
-                    credentials,
-                    exchanged_ip=exchanged_ip,
-                    is_exchange_domain=is_exchange_domain,
-                    # An exchange takes seconds: follow it at least this closely.
-                    poll_interval_seconds=min(poll_interval_seconds, EXCHANGE_POLL_SECONDS),
-                    force=force_cutover,
-                )
-            else:
-                run = await run_cutover_deployment(
-                    str(cutover_deployment), cutover_parameters or {"task_id": task_id}
-                )
-                deployment_run = run.name
-            async with open_client(await aload_credentials(credentials)) as client:
-                last = await read_task(client, task_id)
-            logger.info("after the cutover: %s, task_status %s", last.describe(), last.task_status)
-            _verify(last, cutover)
-            await tell("cutover done", last)
-    except Exception as error:
-        logger.error("runbook for migration task %s failed: %s", task_id, error)
-        if last is None:
-            last = MigrationTask(task_id=task_id)
+    async with recording(RunTimeline(task_id)):
         try:
-            await tell(failure, last, detail=f"{type(error).__name__}: {error}")
-        except DcsError as notify_error:  # strict notifications: the first error stays the story
-            logger.error("and the failure notification failed too: %s", notify_error)
-        raise
+            # Before waiting for hours: a typo in a block name fails now, not at the first
+            # message.
+            await check_notification_blocks(blocks_)
+            # The watch as a task of this run, not a subflow: its log lines, progress and
+            # timeline show on the run a person opens.
+            watch = WatchSettings(
+                until=until,
+                poll_interval_seconds=poll_interval_seconds,
+                timeout_seconds=timeout_seconds,
+                heartbeat_seconds=heartbeat_seconds or None,
+                configure_grace_seconds=configure_grace_seconds,
+            )
+            last = await watch_migration_task(task_id, credentials, watch)
+            waited = time.monotonic() - began
+            await tell("ready for cutover" if last.ready_for_cutover else "succeeded", last)
+            comment = None
+            deployment_run = None
+            caught_up = None
+            if cutover != "none":
+                caught_up, comment = await gate_and_approve(last, credentials, plan)
+                failure = "cutover failed"
+                switched, deployment_run = await switch(task_id, credentials, plan)
+                last = switched or last
+                last = await read_after_cutover(task_id, credentials)
+                verified(last, cutover)
+                await tell("cutover done", last)
+        except Exception as error:
+            logger.error("runbook for migration task %s failed: %s", task_id, error)
+            add_row(failure, last, f"{type(error).__name__}: {error}")
+            if last is None:
+                last = MigrationTask(task_id=task_id)
+            try:
+                await tell(failure, last, detail=f"{type(error).__name__}: {error}")
+            except (
+                DcsError
+            ) as notify_error:  # strict notifications: the first error stays the story
+                logger.error("and the failure notification failed too: %s", notify_error)
+            raise
     return RunbookSummary(
         task_id=task_id,
         task_name=last.task_name,
@@ -273,6 +265,7 @@ async def migration_runbook(
         approved_by_comment=comment,
         waited_seconds=round(waited, 3),
         cutover_deployment_run=deployment_run,
+        caught_up=caught_up,
     )
 
 

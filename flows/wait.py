@@ -15,7 +15,6 @@ database row each); Prefect hears about a watch only when something changes:
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 from uuid import UUID
 
@@ -45,11 +44,7 @@ from flows.polling import (
     watch_task,
     watch_tasks,
 )
-
-
-def artifact_key(kind: str, task_id: str) -> str:
-    """An artifact key for a task: Prefect allows only lowercase letters, digits and '-'."""
-    return f"dcs-{kind}-" + re.sub(r"[^a-z0-9-]+", "-", task_id.lower()).strip("-")[:80]
+from flows.timeline import add_row, artifact_key
 
 
 class PrefectObserver(WatchObserver):
@@ -82,6 +77,8 @@ class PrefectObserver(WatchObserver):
                 new,
             )
         emit_transition(task, old, self.project_id, "watch")
+        add_row("watch", task, f"from {old}" if old else "first look")
+        await self._full_migration_done(task)
         self.timeline.append(
             {
                 "task_id": task.task_id,
@@ -114,6 +111,24 @@ class PrefectObserver(WatchObserver):
         except httpx.HTTPError as error:
             # Not remembered: the next change of percent tries again.
             self._unwritten(key, error)
+
+    async def _full_migration_done(self, task: MigrationTask) -> None:
+        """A progress artifact reads 100% once the full migration is over: its last stats
+        read, a minute before the status moved on, may have said 99."""
+        known = self._progress.get(task.task_id or "")
+        if known is not None and known[1] < 100 and (task.ready_for_cutover or task.succeeded):
+            await aupdate_progress_artifact(known[0], 100.0)
+            self._progress[str(task.task_id)] = (known[0], 100)
+
+    async def heartbeat(self, task_id: str, last: MigrationTask | None, waited: float) -> None:
+        known = self._progress.get(task_id)
+        self.logger.info(
+            "still watching migration task %s after %d min: %s%s",
+            task_id,
+            waited // 60,
+            last.describe() if last is not None else "not read yet",
+            f", full migration {known[1]}%" if known is not None else "",
+        )
 
     async def transient_error(self, task_id: str, error: DcsError, streak: int) -> None:
         # Log the start of a streak, then only as it doubles: a long outage is a few lines.
@@ -150,6 +165,7 @@ def _settings(
     timeout_seconds: float,
     max_poll_interval_seconds: float | None,
     max_consecutive_errors: int,
+    configure_grace_seconds: float | None,
     track_progress: bool = True,
 ) -> WatchSettings:
     return WatchSettings(
@@ -159,6 +175,7 @@ def _settings(
         max_poll_interval_seconds=max_poll_interval_seconds,
         max_consecutive_errors=max_consecutive_errors,
         track_progress=track_progress,
+        configure_grace_seconds=configure_grace_seconds,
     )
 
 
@@ -270,12 +287,15 @@ async def wait_for_migration_task(
     timeout_seconds: float = 86400.0,
     max_poll_interval_seconds: float | None = None,
     max_consecutive_errors: int = 20,
+    configure_grace_seconds: float | None = 300.0,
 ) -> MigrationTask:
     """Wait for a DCS migration task to finish, or to be ready for cutover.
 
     Returns the final task (Redis passwords masked). Raises `MigrationFailed` on a failure
     status, `MigrationTimeout` at the deadline, `MigrationTaskNotFound` at once if the
-    task does not exist, and `MigrationUnreachable` after too many failed polls in a row.
+    task does not exist, `MigrationUnreachable` after too many failed polls in a row, and
+    `MigrationNotConfigured` when the task is still RUNNING (pending configuration) after
+    `configure_grace_seconds`.
 
     Args:
         task_id: The migration task's ID, as the DCS console shows it.
@@ -287,6 +307,10 @@ async def wait_for_migration_task(
         timeout_seconds: Give up (MigrationTimeout) after this many seconds.
         max_poll_interval_seconds: If set, the interval grows while nothing changes, up to this.
         max_consecutive_errors: Fail after this many failed polls in a row.
+        configure_grace_seconds: Fail (MigrationNotConfigured) if the task is still RUNNING,
+            which DCS calls pending configuration, this many seconds after the watch
+            began: configure it with set_online_migration_task or in the DCS console
+            (empty: wait for it until the timeout).
     """
     settings = _settings(
         until,
@@ -294,6 +318,7 @@ async def wait_for_migration_task(
         timeout_seconds,
         max_poll_interval_seconds,
         max_consecutive_errors,
+        configure_grace_seconds,
     )
     return await watch_migration_task(task_id, credentials, settings)
 
@@ -309,6 +334,7 @@ async def wait_for_migration_tasks(
     max_consecutive_errors: int = 20,
     max_concurrency: int = 10,
     max_requests_per_second: float = 20.0,
+    configure_grace_seconds: float | None = 300.0,
 ) -> dict[str, WatchResult]:
     """Wait for many DCS migration tasks at once; one task's end never stops the others.
 
@@ -325,6 +351,8 @@ async def wait_for_migration_tasks(
         max_consecutive_errors: A task fails after this many failed reads in a row.
         max_concurrency: At most this many requests in flight at once.
         max_requests_per_second: At most this many requests started per second.
+        configure_grace_seconds: A task still RUNNING (pending configuration) this many
+            seconds after the watch began fails with MigrationNotConfigured (empty: never).
     """
     settings = _settings(
         until,
@@ -332,6 +360,7 @@ async def wait_for_migration_tasks(
         timeout_seconds,
         max_poll_interval_seconds,
         max_consecutive_errors,
+        configure_grace_seconds,
         track_progress=False,
     )
     return await watch_migration_tasks(

@@ -41,6 +41,7 @@ from sandbox.server import (
     serve_forever,
 )
 from sandbox.state import RequestRecord, SandboxState
+from sandbox.sync import StatsScript, WriteBurst
 
 __all__ = [
     "Clock",
@@ -56,9 +57,11 @@ __all__ = [
     "ScaledClock",
     "Scenario",
     "ScenarioError",
+    "StatsScript",
     "Step",
     "StopScript",
     "TemporaryKey",
+    "WriteBurst",
     "bundled_scenarios",
     "create_app",
     "format_banner",

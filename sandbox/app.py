@@ -45,6 +45,7 @@ from sandbox.clock import utc_now as wall_clock
 from sandbox.faults import RAW_SEND, ConnectionDropped, DroppedResponse, FaultPlan, Sleep, inject
 from sandbox.handlers import ApiError, Call, Handlers
 from sandbox.iam import TokenStore
+from sandbox.migrations import MigrationHandlers
 from sandbox.scenario import REFUSING_FAULTS, RouteName, Scenario, as_scenario
 from sandbox.state import RequestRecord, SandboxState
 
@@ -115,6 +116,7 @@ class _Service:
         self.faults = FaultPlan(scenario.faults, scenario.seed)
         self.authenticator = Authenticator(scenario, tokens, utc_now)
         self.handlers = Handlers(scenario, state, tokens, self.faults, utc_now)
+        self.migrations = MigrationHandlers(scenario, state)
 
     def endpoint(
         self, route: RouteName, handler: Handler, *, public: bool = False
@@ -249,6 +251,28 @@ def create_app(
     dcs = service.handlers
     task = "/v2/{project_id}/migration-task/{task_id}"
     routes = [
+        *_read_and_cutover_routes(service, dcs, task),
+        *_task_change_routes(service, service.migrations, task),
+        Route(
+            "/v3/auth/tokens",
+            service.endpoint("create_token", dcs.create_token, public=True),
+            methods=["POST"],
+        ),
+        Route("/_sandbox/state", service.admin_state, methods=["GET"]),
+        Route("/_sandbox/reset", service.admin_reset, methods=["POST"]),
+        Route("/_sandbox/advance", service.admin_advance, methods=["POST"]),
+    ]
+    handlers: dict[Any, Any] = {404: service.not_found, 405: service.not_found}
+    app = SandboxApp(routes=routes, exception_handlers=handlers)
+    # A trailing slash is another path (404), not a redirect a signed request would follow.
+    app.router.redirect_slashes = False
+    app.sandbox_state = state
+    app.scenario = played
+    return app
+
+
+def _read_and_cutover_routes(service: _Service, dcs: Handlers, task: str) -> list[Route]:
+    return [
         Route(task, service.endpoint("show_migration_task", dcs.show), methods=["GET"]),
         Route(
             f"{task}/stats",
@@ -276,22 +300,48 @@ def create_app(
             service.endpoint("rollback_exchange_instance_ip", dcs.rollback),
             methods=["POST"],
         ),
+    ]
+
+
+def _task_change_routes(service: _Service, dcs: MigrationHandlers, task: str) -> list[Route]:
+    project = "/v2/{project_id}"
+    return [
         Route(
-            "/v3/auth/tokens",
-            service.endpoint("create_token", dcs.create_token, public=True),
+            f"{project}/migration/instance",
+            service.endpoint("create_online_migration_task", dcs.create_online),
             methods=["POST"],
         ),
-        Route("/_sandbox/state", service.admin_state, methods=["GET"]),
-        Route("/_sandbox/reset", service.admin_reset, methods=["POST"]),
-        Route("/_sandbox/advance", service.admin_advance, methods=["POST"]),
+        Route(
+            f"{project}/migration/{{task_id}}/task",
+            service.endpoint("set_online_migration_task", dcs.configure_online),
+            methods=["POST"],
+        ),
+        Route(
+            f"{project}/migration-task/batch-stop",
+            service.endpoint("batch_stop_migration_tasks", dcs.batch_stop),
+            methods=["POST"],
+        ),
+        Route(
+            f"{project}/migration-task",
+            service.endpoint("create_migration_task", dcs.create_task),
+            methods=["POST"],
+        ),
+        Route(
+            f"{task}/sync-stop",
+            service.endpoint("stop_migration_task_sync", dcs.sync_stop),
+            methods=["POST"],
+        ),
+        Route(
+            f"{project}/migration-tasks/delete",
+            service.endpoint("delete_migration_task", dcs.delete),
+            methods=["DELETE"],
+        ),
+        Route(
+            f"{project}/migration-tasks/batch-restart",
+            service.endpoint("batch_restart_online_migration_tasks", dcs.batch_restart),
+            methods=["POST"],
+        ),
     ]
-    handlers: dict[Any, Any] = {404: service.not_found, 405: service.not_found}
-    app = SandboxApp(routes=routes, exception_handlers=handlers)
-    # A trailing slash is another path (404), not a redirect a signed request would follow.
-    app.router.redirect_slashes = False
-    app.sandbox_state = state
-    app.scenario = played
-    return app
 
 
 __all__ = ["ConnectionDropped", "SandboxApp", "Sleep", "create_app"]

@@ -16,12 +16,14 @@ from typing import Any
 
 from sandbox.lifecycle import (
     FAILURE_STATUSES,
+    INCREMENTAL_STATUSES,
     MIGRATING_STATUSES,
     TERMINAL_STATUSES,
     HistoryEntry,
     TaskSnapshot,
 )
 from sandbox.scenario import MigrationScript
+from sandbox.sync import incremental_offset
 
 _TENANT = {
     "ecs_tenant_private_ip": "192.168.0.250",
@@ -116,7 +118,9 @@ def list_item(script: MigrationScript, snap: TaskSnapshot, origin: datetime) -> 
         "data_source": data_source,
         "source_instance_name": (source.name if source else None) or "",
         "source_instance_id": (source.id if source else None) or "",
-        "target_instance_addrs": target.addrs or f"{target.ip}:{target.port}",
+        # A task created but not configured yet has no target.
+        "target_instance_addrs": target.addrs
+        or (f"{target.ip}:{target.port}" if target.ip else ""),
         "target_instance_name": target.name or "",
         "target_instance_id": target.id or "",
         "created_at": dcs_date(origin, 0),
@@ -140,12 +144,17 @@ def list_item(script: MigrationScript, snap: TaskSnapshot, origin: datetime) -> 
 
 def stats_body(script: MigrationScript, snap: TaskSnapshot, t: float) -> dict[str, Any]:
     """GET migration-task/{task_id}/stats: every field a string, as the official SDK types
-    them (key counts too), but `is_migrating`."""
+    them (key counts too), but `is_migrating`. In incremental sync, `offset` and the target's
+    keys follow the task's `stats` script; before it, the offset only grows."""
     migrating = snap.status in MIGRATING_STATUSES
     synced = int(script.source_keys * snap.progress / 100)
+    offset = int(t * 1024) if migrating else 0
+    if snap.status in INCREMENTAL_STATUSES:
+        offset = incremental_offset(script.stats, since=snap.status_since, t=t)
+        synced = script.source_keys - script.stats.key_difference
     return {
         "full_migration_progress": progress_text(snap.progress),
-        "offset": str(int(t * 1024)) if migrating else "0",
+        "offset": str(offset),
         "source_dbsize": str(script.source_keys),
         "target_dbsize": str(synced),
         "target_input_kbps": "2048.5" if migrating else "0",

@@ -122,7 +122,7 @@ class Handlers:
 
     def _task(self, request: Request) -> tuple[MigrationScript, TaskSnapshot]:
         task_id = request.path_params["task_id"]
-        script = self.scenario.task(task_id)
+        script = self.state.script(task_id)
         snap = None if script is None else self.state.task(task_id)
         if script is None or snap is None or snap.deleted:
             project = self.scenario.project_id
@@ -136,7 +136,7 @@ class Handlers:
 
     def _ghost(self, request: Request) -> tuple[MigrationScript, TaskSnapshot] | None:
         """A deleted task whose detail still reads SUCCESS (finished at its deletion), or None."""
-        script = self.scenario.task(request.path_params["task_id"])
+        script = self.state.script(request.path_params["task_id"])
         if script is None or script.deleted_after_seconds is None:
             return None
         snap = self.state.task(script.task_id)
@@ -154,7 +154,7 @@ class Handlers:
         name = (request.query_params.get("name") or "").lower()
         origin = self.state.origin
         listed = []
-        for script in self.scenario.tasks:
+        for script in self.state.scripts():
             snap = self.state.task(script.task_id)
             if not snap.deleted and name in script.task_name.lower():
                 listed.append((script, snap))

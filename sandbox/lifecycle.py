@@ -46,10 +46,14 @@ class IpAction:
 
 @dataclass(frozen=True)
 class TaskEvents:
-    """What clients did to a task: the accepted stop (its time) and IP actions, in order."""
+    """What clients did to a task: the accepted stop (its time) and IP actions, in order,
+    and its deletion."""
 
     stop_at: float | None = None
     ip_actions: tuple[IpAction, ...] = ()
+    #: The stop was synchronous (sync-stop): TERMINATED at once, no TERMINATING.
+    stop_waited: bool = False
+    deleted_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,11 @@ class HistoryEntry:
     keywords: tuple[str, ...] = field(default_factory=tuple)
 
 
-def segments(script: MigrationScript, stop_at: float | None = None) -> list[Segment]:
-    """The status timeline; a stop at `stop_at` cuts it and appends TERMINATING, TERMINATED."""
+def segments(
+    script: MigrationScript, stop_at: float | None = None, *, waited: bool = False
+) -> list[Segment]:
+    """The status timeline; a stop at `stop_at` cuts it and appends TERMINATING (unless the
+    stop was `waited` for), TERMINATED."""
     timeline: list[Segment] = []
     start, progress = 0.0, 0.0
     for index, step in enumerate(script.steps):
@@ -121,7 +128,7 @@ def segments(script: MigrationScript, stop_at: float | None = None) -> list[Segm
             break
         kept.append(segment)
     progress = kept[-1].progress_to if kept else 0.0
-    terminating = script.stop.terminating_seconds
+    terminating = 0.0 if waited else script.stop.terminating_seconds
     if terminating > 0:
         kept.append(Segment("TERMINATING", stop_at, stop_at + terminating, progress, progress))
     kept.append(Segment("TERMINATED", stop_at + terminating, None, progress, progress))
@@ -165,10 +172,12 @@ def _ip_state(
 
 def snapshot(script: MigrationScript, events: TaskEvents, t: float) -> TaskSnapshot:
     """What DCS reports about the task `t` scenario seconds after the sandbox started."""
-    current = _current(segments(script, events.stop_at), t)
+    current = _current(segments(script, events.stop_at, waited=events.stop_waited), t)
     task_status, swapped = _ip_state(script, events.ip_actions, t)
     deleted_at = script.deleted_after_seconds
     deleted = deleted_at is not None and t >= deleted_at
+    if events.deleted_at is not None and t >= events.deleted_at:
+        deleted = True
     lingers = script.deleted_reads_success_for
     reads_success = (
         deleted and deleted_at is not None and lingers is not None and t < deleted_at + lingers
@@ -202,7 +211,7 @@ def history(script: MigrationScript, events: TaskEvents, t: float) -> list[Histo
             f"migration task status changed to {segment.status}",
             (segment.status,),
         )
-        for segment in segments(script, events.stop_at)
+        for segment in segments(script, events.stop_at, waited=events.stop_waited)
         if segment.start <= t and (segment.end is None or segment.end > segment.start)
     ]
     if events.stop_at is not None and events.stop_at <= t:

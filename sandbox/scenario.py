@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from sandbox.sync import StatsScript
+
 #: The project every default scenario lives in (32 hex digits, like a real project id).
 DEFAULT_PROJECT_ID = "0605767f8d00d5a52f4bc01f1b2d5ac5"
 # The sandbox's own fake credentials: they open nothing but the sandbox.
@@ -41,6 +43,13 @@ RouteName = Literal[
     "exchange_instance_ip",
     "rollback_exchange_instance_ip",
     "create_token",
+    "create_online_migration_task",
+    "set_online_migration_task",
+    "create_migration_task",
+    "stop_migration_task_sync",
+    "delete_migration_task",
+    "batch_stop_migration_tasks",
+    "batch_restart_online_migration_tasks",
 ]
 ROUTES: tuple[RouteName, ...] = (
     "show_migration_task",
@@ -51,6 +60,13 @@ ROUTES: tuple[RouteName, ...] = (
     "exchange_instance_ip",
     "rollback_exchange_instance_ip",
     "create_token",
+    "create_online_migration_task",
+    "set_online_migration_task",
+    "create_migration_task",
+    "stop_migration_task_sync",
+    "delete_migration_task",
+    "batch_stop_migration_tasks",
+    "batch_restart_online_migration_tasks",
 )
 
 _SCENARIO_DIR = Path(__file__).parent / "scenarios"
@@ -131,6 +147,17 @@ class StopScript(_Strict):
     terminating_seconds: float = Field(default=3.0, ge=0)
 
 
+class NewTaskScript(_Strict):
+    """How tasks created through the API live: RUNNING ("pending configuration") until an
+    online task is configured, then `pending_seconds` more RUNNING, FULLMIGRATING for
+    `full_seconds`, then INCRMIGEATING (incremental) or SUCCESS (full). A backup import is
+    MIGRATING for `import_seconds`, then SUCCESS. A restart plays the configured life again."""
+
+    pending_seconds: float = Field(default=2.0, ge=0)
+    full_seconds: float = Field(default=30.0, ge=0)
+    import_seconds: float = Field(default=30.0, ge=0)
+
+
 class BackupFile(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -182,6 +209,8 @@ class MigrationScript(_Strict):
     stop: StopScript = Field(default_factory=StopScript)
     #: Keys drawn for the stats body (`source_dbsize`).
     source_keys: int = Field(default=100_000, ge=0)
+    #: The stats during incremental sync: lag, write bursts, key difference (`sandbox.sync`).
+    stats: StatsScript = Field(default_factory=StatsScript)
     #: Undocumented fields served as they are: a client must tolerate what it does not know.
     extra_fields: dict[str, Any] = Field(
         default_factory=lambda: {"sandbox_note": "served by the local DCS sandbox"}
@@ -332,6 +361,22 @@ class MigrationScript(_Strict):
         return cls.model_validate({"task_id": task_id, "steps": steps, **fields})
 
     @classmethod
+    def unconfigured(cls, task_id: str, **fields: Any) -> MigrationScript:
+        """Created online and never configured: RUNNING ("pending configuration") for ever,
+        with no method and no source instance yet, as `create_online_migration_task` leaves it."""
+        return cls.model_validate(
+            {
+                "task_id": task_id,
+                "migration_method": None,
+                "source_instance": None,
+                "target_instance": {"task_status": None, "proxy_multi_db": None, "db": None},
+                "bandwidth_limit_mb": None,
+                "steps": [{"status": "RUNNING"}],
+                **fields,
+            }
+        )
+
+    @classmethod
     def backup_import(
         cls, task_id: str, *, import_seconds: float = 30.0, **fields: Any
     ) -> MigrationScript:
@@ -476,6 +521,9 @@ class Scenario(_Strict):
     token_lifetime_seconds: float = Field(default=86400.0, gt=0)
     tasks: list[MigrationScript] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
+    #: The DCS instances that exist, besides those of the tasks: a migration may name them by id.
+    instances: list[Instance] = Field(default_factory=lambda: [_source(), _target()])
+    new_tasks: NewTaskScript = Field(default_factory=NewTaskScript)
     # `task()` looks ids up here; rebuilt whenever `tasks` is another list (model_copy).
     _index: _TaskIndex = PrivateAttr(default_factory=_TaskIndex)
 
@@ -496,6 +544,14 @@ class Scenario(_Strict):
         if self._index.source is not self.tasks:
             self._index = _TaskIndex(self.tasks)
         return self._index.by_id.get(task_id)
+
+    def instance(self, instance_id: str) -> Instance | None:
+        """The DCS instance `instance_id`: one of `instances`, or of a task; else None."""
+        for task in self.tasks:
+            for instance in (task.source_instance, task.target_instance):
+                if instance is not None and instance.id == instance_id:
+                    return instance
+        return next((item for item in self.instances if item.id == instance_id), None)
 
 
 def bundled_scenarios() -> list[str]:
@@ -582,6 +638,7 @@ __all__ = [
     "MigrationMethod",
     "MigrationScript",
     "MigrationType",
+    "NewTaskScript",
     "RateLimitFault",
     "RequestFault",
     "RouteName",

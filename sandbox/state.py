@@ -62,6 +62,9 @@ class SandboxState:
         self._start = clock()
         self._origin = utc_now()
         self._events: dict[str, TaskEvents] = {}
+        # Tasks created (or configured, or restarted) through the API: they replace the
+        # scenario's script of the same id, and come after the scenario's tasks in a list.
+        self._scripts: dict[str, MigrationScript] = {}
         self._records: list[RequestRecord] = []
         self._faults: Counter[str] = Counter()
         self._tokens_issued = 0
@@ -86,6 +89,7 @@ class SandboxState:
             self._start = self._clock()
             self._origin = self._utc_now()
             self._events.clear()
+            self._scripts.clear()
             self._records.clear()
             self._faults.clear()
 
@@ -99,6 +103,29 @@ class SandboxState:
 
     # -- tasks -----------------------------------------------------------------------
 
+    def script(self, task_id: str) -> MigrationScript | None:
+        """The script `task_id` plays now: one given through the API, or the scenario's."""
+        with self._lock:
+            played = self._scripts.get(task_id)
+        return played if played is not None else self.scenario.task(task_id)
+
+    def scripts(self) -> list[MigrationScript]:
+        """Every task's script, the scenario's first, then those created through the API."""
+        with self._lock:
+            played = dict(self._scripts)
+        scenario = [played.pop(task.task_id, task) for task in self.scenario.tasks]
+        return scenario + list(played.values())
+
+    def play(self, script: MigrationScript, *, restart: bool = False) -> None:
+        """Play `script` for its task from now on (a created, configured or restarted task);
+        `restart` forgets the task's stop, so the new script runs unstopped."""
+        with self._lock:
+            self._scripts[script.task_id] = script
+            if restart and script.task_id in self._events:
+                self._events[script.task_id] = replace(
+                    self._events[script.task_id], stop_at=None, stop_waited=False
+                )
+
     def events(self, task_id: str) -> TaskEvents:
         with self._lock:
             return self._events.get(task_id, TaskEvents())
@@ -111,12 +138,20 @@ class SandboxState:
             events = self._events.get(task_id, TaskEvents())
         return snapshot(script, events, now)
 
-    def request_stop(self, task_id: str, at: float) -> None:
-        """Record an accepted stop (the first one counts; later ones change nothing)."""
+    def request_stop(self, task_id: str, at: float, *, waited: bool = False) -> None:
+        """Record an accepted stop (the first one counts; later ones change nothing);
+        `waited`: a sync-stop, TERMINATED at once."""
         with self._lock:
             events = self._events.get(task_id, TaskEvents())
             if events.stop_at is None:
-                self._events[task_id] = replace(events, stop_at=at)
+                self._events[task_id] = replace(events, stop_at=at, stop_waited=waited)
+
+    def delete(self, task_id: str, at: float) -> None:
+        """Record an accepted deletion: from `at` on, the task is gone."""
+        with self._lock:
+            events = self._events.get(task_id, TaskEvents())
+            if events.deleted_at is None:
+                self._events[task_id] = replace(events, deleted_at=at)
 
     def add_ip_action(
         self,
@@ -155,7 +190,7 @@ class SandboxState:
         return self.count("stop_migration_task", task_id=task_id)
 
     def _script(self, task_id: str) -> MigrationScript:
-        script = self.scenario.task(task_id)
+        script = self.script(task_id)
         if script is None:
             msg = f"task {task_id!r} is not in scenario {self.scenario.name!r}"
             raise KeyError(msg)
@@ -215,7 +250,7 @@ class SandboxState:
         """The JSON of `GET /_sandbox/state` (no secret in it)."""
         records = self.requests
         tasks: dict[str, Any] = {}
-        for script in self.scenario.tasks:
+        for script in self.scripts():
             snap = self.task(script.task_id)
             tasks[script.task_id] = {
                 "task_name": script.task_name,

@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+# The runbook tests' world and its fixtures, for every test module.
+pytest_plugins = ["tests.runbook_world"]
+
 # Keep Prefect's home (profiles, local storage) out of the user's ~/.prefect.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="dcs-tests-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -68,7 +71,7 @@ class StubDcs:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = _serve
+            do_GET = do_POST = do_DELETE = _serve
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

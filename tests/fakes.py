@@ -13,6 +13,8 @@ tests that need a real socket or a Prefect flow between the client and the fake.
   - cutover: `add(..., task_statuses=[...])`; an exchange-ip or rollback-ip POST makes the
     task's task_status walk `after[action]`; `post_answer`, `hold_posts` and `gate` bend it.
   - token checks: every X-Auth-Token is kept in `tokens`; `refused_tokens` get a 401.
+  - stats: reads walk through `stats` steps as detail reads walk through a script, a dict
+    being the figures of a 200 (by default `CAUGHT_UP`), with the next `progress`, if any.
 - `FakeIam`: IAM's token endpoint, issuing token-1, token-2, ... or refusing as told;
   `cloud(iam, dcs)` puts IAM and DCS behind one handler.
 - `CannedReplies`: any service as a list of answers, for tests of the HTTP layer itself.
@@ -38,6 +40,14 @@ PASSWORD = "redis-canary-Pa55w0rd"
 REQUEST_ID = "req-s"
 IAM_TOKENS = "/v3/auth/tokens"
 Step = str | int | Exception
+StatsStep = dict[str, Any] | int | Exception
+#: The stats of a target that is caught up: what a stats read says unless scripted.
+CAUGHT_UP: dict[str, Any] = {
+    "offset": "0",
+    "source_dbsize": "1000",
+    "target_dbsize": "1000",
+    "is_migrating": True,
+}
 Handler = Callable[[httpx.Request], httpx.Response]
 StubAnswer = tuple[int, dict[str, str], bytes]
 StubHandler = Callable[[str, str, dict[str, str], bytes], StubAnswer]
@@ -98,6 +108,7 @@ class FakeDcs:
         fields: dict[str, Any] | None = None,
         unlisted: Iterable[str] = (),
         refused_tokens: Iterable[str] = (),
+        stats: list[StatsStep] | None = None,
     ) -> None:
         self.scripts = {task_id: list(steps) for task_id, steps in (scripts or {}).items()}
         self.position: Counter[str] = Counter()
@@ -105,6 +116,7 @@ class FakeDcs:
         # and detail reads show what the last list showed.
         self.advance_on_list = advance_on_list
         self.progress = list(progress or [])
+        self.stats: list[StatsStep] = list(stats or [CAUGHT_UP])
         # Fields of every task, in list pages and details (DCS lists more than the status).
         self.fields = dict(fields or {})
         self.task_fields: dict[str, dict[str, Any]] = {}
@@ -234,8 +246,7 @@ class FakeDcs:
             task_id, stats = match.groups()
             if stats:
                 self.requests["stats"] += 1
-                value = self.progress.pop(0) if len(self.progress) > 1 else self.progress[0]
-                return 200, json.dumps({"full_migration_progress": str(value)}).encode()
+                return self._stats(self.stats.pop(0) if len(self.stats) > 1 else self.stats[0])
             self.requests["show"] += 1
             self.requests[f"show:{task_id}"] += 1
             self.gets_after_post += 1
@@ -253,6 +264,17 @@ class FakeDcs:
         if task_status is not None:
             body["task_status"] = task_status
         return 200, json.dumps(body).encode()
+
+    def _stats(self, step: StatsStep) -> tuple[int, bytes]:
+        """A stats answer: the step's figures (with the next progress, if any), or its error."""
+        if isinstance(step, Exception):
+            raise step
+        if isinstance(step, int):
+            return _error(step)
+        if self.progress:
+            value = self.progress.pop(0) if len(self.progress) > 1 else self.progress[0]
+            step = {"full_migration_progress": str(value), **step}
+        return 200, json.dumps(step).encode()
 
     def _switch(self, task_id: str, action: str) -> tuple[int, bytes]:
         self.posts[action] += 1
@@ -388,12 +410,14 @@ class SyncFakeTime(FakeTime):
 
 
 __all__ = [
+    "CAUGHT_UP",
     "IAM_TOKENS",
     "PASSWORD",
     "REQUEST_ID",
     "CannedReplies",
     "FakeDcs",
     "FakeIam",
+    "StatsStep",
     "Step",
     "SyncFakeTime",
     "cloud",

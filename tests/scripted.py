@@ -5,8 +5,8 @@ It is `tests.fakes.FakeDcs` now (its default mode); this module keeps old import
 
 from __future__ import annotations
 
-from tests.fakes import PASSWORD, FakeDcs, Step
+from tests.fakes import CAUGHT_UP, PASSWORD, FakeDcs, StatsStep, Step
 
 ScriptedDcs = FakeDcs
 
-__all__ = ["PASSWORD", "ScriptedDcs", "Step"]
+__all__ = ["CAUGHT_UP", "PASSWORD", "ScriptedDcs", "StatsStep", "Step"]

@@ -133,7 +133,7 @@ def _credentials(variant: Variant, dcs: SandboxHandle) -> dict[str, str]:
 # The child: saves the blocks, then runs the runbook as `dcs-migrate demo` does. Its
 # configuration, secrets included, comes on stdin, so that only what the code under test
 # prints reaches its stdout and stderr. Waits between two looks at DCS are capped at
-# 0.05 s through the injectable clock of `flows`.
+# 0.05 s through the injectable clock of `flows`; the catch-up gate's window is 0.2 s.
 RUNNER = """
 import asyncio, json, sys, traceback
 import httpx
@@ -156,7 +156,7 @@ async def main(config):
         state = await migration_runbook(
             task_id=run["task_id"], credentials=run["block"], poll_interval_seconds=0.05,
             cutover="exchange_ip", notification_blocks=["custom-webhook/canary-sink"],
-            return_state=True,
+            gate_interval_seconds=0.05, settle_seconds=0.2, return_state=True,
         )
         print(f"run {run['task_id']} ended {state.type.value}: {state.message}", flush=True)
         result = await state.aresult(raise_on_failure=False)

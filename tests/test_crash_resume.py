@@ -88,6 +88,9 @@ class Migration:
             "credentials": self.block,
             "cutover": "exchange_ip",
             "poll_interval_seconds": 0.05,
+            # The catch-up gate's window on the real clock: a fraction of a second here.
+            "gate_interval_seconds": 0.05,
+            "settle_seconds": 0.2,
         }
 
     def task(self) -> dict[str, Any]:

@@ -14,14 +14,26 @@ from flows import events
 
 ROOT = Path(__file__).parent.parent
 CONFIG = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
-DEPLOYMENTS = {item["name"]: item for item in CONFIG["deployments"]}
+#: By "<flow function>/<deployment name>": two flows may each have a deployment "manual".
+DEPLOYMENTS = {
+    f"{item['entrypoint'].rsplit(':', 1)[1]}/{item['name']}": item for item in CONFIG["deployments"]
+}
+RUNBOOK = "migration_runbook/manual"
+SENSOR = "migration_sensor/every-2-minutes"
+AUTO = "migration_runbook/cutover-on-ready"
+MIGRATE = "migrate_instance/manual"
 
 
-def test_the_four_deployments_of_the_design_are_there() -> None:
-    """Manual runbook, scheduled sensor, event-triggered cutover and the wait flow."""
-    assert set(DEPLOYMENTS) == {"manual", "every-2-minutes", "cutover-on-ready", "wait"}
-    assert "schedules" not in DEPLOYMENTS["manual"]
-    assert DEPLOYMENTS["every-2-minutes"]["schedules"] == [{"interval": 120}]
+def test_the_deployments_of_the_design_are_there() -> None:
+    """Manual runbook, scheduled sensor, event-triggered cutover, the wait flow, and a
+    manual whole migration; each deployment listed once."""
+    assert len(DEPLOYMENTS) == len(CONFIG["deployments"])
+    assert set(DEPLOYMENTS) == {
+        RUNBOOK, SENSOR, AUTO, "wait_for_migration_task/wait", MIGRATE,
+    }  # fmt: skip
+    assert "schedules" not in DEPLOYMENTS[RUNBOOK]
+    assert "schedules" not in DEPLOYMENTS[MIGRATE]
+    assert DEPLOYMENTS[SENSOR]["schedules"] == [{"interval": 120}]
 
 
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
@@ -37,26 +49,50 @@ def test_entrypoint_and_parameters_match_the_flow(
     for trigger in deployment.get("triggers", []):
         given |= set(trigger.get("parameters", {}))
     assert given <= accepted, given - accepted
-    assert flow.parameters.required is None or set(flow.parameters.required) <= given | {"task_id"}
+    # What the form must ask for: the task (runbook), or what to migrate where (migrate).
+    asked = {"task_id", "task_name", "vpc_id", "subnet_id", "security_group_id"}
+    assert flow.parameters.required is None or set(flow.parameters.required) <= given | asked
 
 
 def test_the_cutover_trigger_is_a_valid_prefect_trigger_on_our_event() -> None:
     """The trigger parses as a DeploymentEventTrigger on dcs.migration.ready-for-cutover."""
-    (raw,) = DEPLOYMENTS["cutover-on-ready"]["triggers"]
+    (raw,) = DEPLOYMENTS[AUTO]["triggers"]
     trigger = DeploymentEventTrigger(**{k: v for k, v in raw.items() if k != "type"})
     assert trigger.expect == {events.READY_FOR_CUTOVER}
     assert raw["match"]["prefect.resource.id"] == f"{events.RESOURCE_PREFIX}*"
     assert raw["match"]["dcs.emitter"] == "sensor"  # never the runbook's own watch
     assert raw["parameters"]["task_id"] == "{{ event.payload.task_id }}"
-    assert DEPLOYMENTS["cutover-on-ready"]["parameters"]["require_approval"] is True
+    assert DEPLOYMENTS[AUTO]["parameters"]["require_approval"] is True
 
 
 def test_nothing_cuts_over_unless_asked() -> None:
     """The automatic cutover is off after deploy, its runs stand down; manual ones ask first."""
-    (trigger,) = DEPLOYMENTS["cutover-on-ready"]["triggers"]
+    (trigger,) = DEPLOYMENTS[AUTO]["triggers"]
     assert trigger["enabled"] is False
-    assert DEPLOYMENTS["cutover-on-ready"]["parameters"]["automatic"] is True
-    assert DEPLOYMENTS["manual"]["parameters"]["require_approval"] is True
+    assert DEPLOYMENTS[AUTO]["parameters"]["automatic"] is True
+    assert DEPLOYMENTS[RUNBOOK]["parameters"]["require_approval"] is True
+    assert DEPLOYMENTS[MIGRATE]["parameters"]["require_approval"] is True
     for name, deployment in DEPLOYMENTS.items():
         for trigger in deployment.get("triggers", []):
             assert trigger["enabled"] is False, f"{name} starts runs on its own"
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
+def test_the_parameter_values_are_ones_the_flow_accepts(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every value set validates against the flow (YAML's bare `on` would be a boolean)."""
+    monkeypatch.chdir(ROOT)
+    deployment: dict[str, Any] = DEPLOYMENTS[name]
+    flow = load_flow_from_entrypoint(deployment["entrypoint"])
+    given = dict(deployment.get("parameters", {}))
+    for required in flow.parameters.required or []:
+        given.setdefault(required, "a276c1ffa0a54c2597fc824b917db317")
+    flow.validate_parameters(given)
+
+
+def test_the_event_triggered_cutover_is_gated() -> None:
+    """The unattended path keeps the catch-up gate on, with the documented defaults."""
+    parameters = DEPLOYMENTS[AUTO]["parameters"]
+    assert parameters["gate"] == "on"
+    assert (parameters["settle_seconds"], parameters["max_offset"]) == (60, 0)

@@ -15,6 +15,7 @@ import pytest
 from tests.stack import (
     DATA,
     PREFECT,
+    QUICK_GATE,
     SINK_BLOCK,
     Stack,
     cli,
@@ -47,6 +48,7 @@ async def test_the_runbook_deployment_cuts_over_exactly_once(stack: Stack) -> No
             "require_approval": False,  # the form's toggle: the deployment asks by default
             "poll_interval_seconds": 0.5,
             "notification_blocks": [SINK_BLOCK],
+            **QUICK_GATE,
         },
     )
     run = await final(stack, run_id)
@@ -135,6 +137,7 @@ async def test_a_failing_migration_fails_the_run_and_notifies(stack: Stack) -> N
             "require_approval": False,
             "poll_interval_seconds": 0.5,
             "notification_blocks": [SINK_BLOCK],
+            **QUICK_GATE,
         },
     )
     run = await final(stack, run_id)

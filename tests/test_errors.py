@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import blocks.errors as errors_module
 from blocks.errors import (
+    CutoverGateTimeout,
     DcsApiError,
     DcsAuthError,
     DcsBusyError,
@@ -240,7 +241,16 @@ def test_every_error_pickles_with_its_attributes() -> None:
     )
     failed = MigrationFailed("failed", task=MigrationTask(task_id="t", status="FAILED"))
     timeout = MigrationTimeout("late", task_id="t", last_status="MIGRATING", timeout_seconds=5)
-    for error in (api, failed, timeout, DcsValidationError("bad")):
+    held = CutoverGateTimeout(
+        "held",
+        task_id="t",
+        last_offset=5120,
+        last_source_dbsize="n/a",
+        last_target_dbsize=None,
+        waited_seconds=1800.0,
+        reason="offset 5120 > max_offset 0",
+    )
+    for error in (api, failed, timeout, held, DcsValidationError("bad")):
         clone = pickle.loads(pickle.dumps(error))
         assert type(clone) is type(error)
         assert str(clone) == str(error)

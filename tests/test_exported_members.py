@@ -10,13 +10,15 @@ def test_blocks_exports() -> None:
     """`blocks` exports exactly these names, and each of them resolves."""
     assert set(blocks.__all__) == {
         "AkSkAuth", "AsyncDcsClient", "CutoverAlreadyRequested", "CutoverError",
-        "CutoverFailed", "CutoverRejected", "MigrationUnreachable", "NotificationError",
+        "CutoverFailed", "CutoverGateTimeout", "CutoverRejected", "MigrationUnreachable",
+        "NotificationError",
         "DcsApiError", "DcsAuthError", "DcsBusyError",
         "DcsClient", "DcsCredentials", "DcsError", "DcsNotFoundError", "DcsRateLimitedError",
         "DcsServerError", "DcsSettings", "DcsTransportError", "DcsUnexpectedResponse",
         "DcsValidationError",
         "IamPasswordAuth", "MigrationError", "MigrationFailed", "MigrationStatus",
-        "MigrationTask", "MigrationTaskNotFound", "MigrationTimeout", "RetryPolicy",
+        "MigrationNotConfigured", "MigrationTask", "MigrationTaskNotFound", "MigrationTimeout",
+        "RetryPolicy",
         "TokenAuth", "__version__",
     }  # fmt: skip
     for name in blocks.__all__:
@@ -27,11 +29,12 @@ def test_blocks_exports() -> None:
 def test_flows_exports() -> None:
     """`flows` exports exactly these names, and each of them resolves."""
     assert set(flows.__all__) == {
-        "DEFAULT_BLOCK_NAME", "RunbookSummary", "WatchResult", "aload_credentials",
+        "DEFAULT_BLOCK_NAME", "GateResult", "MigrationSummary", "migrate_instance",
+        "RunbookSummary", "WatchResult", "aload_credentials",
         "exchange_instance_ip", "fetch_migration_task", "format_message", "load_credentials",
         "migration_runbook", "migration_sensor", "notify_migration", "rollback_instance_ip",
         "run_cutover_deployment", "send_notification", "wait_for_migration_task",
-        "wait_for_migration_tasks",
+        "wait_for_migration_tasks", "wait_until_caught_up",
     }  # fmt: skip
     for name in flows.__all__:
         assert getattr(flows, name) is not None

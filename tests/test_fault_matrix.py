@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -71,6 +71,8 @@ class Case:
     posts: int = 1  # POST exchange-ip requests DCS received from the runbook
     exchanges: int = 1  # of which took effect
     check: Callable[[World, str], None] | None = None
+    #: More parameters for the runbook (the catch-up gate's, in test_fault_matrix_gate.py).
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +120,7 @@ class World:
             **secrets,
         ).asave(self.block, overwrite=True)
 
-    def run(self, target: str) -> Any:
+    def run(self, target: str, **parameters: Any) -> Any:
         if target == "wait":
             return wait_for_migration_task(self.task_id, self.block, poll_interval_seconds=15)
         return migration_runbook(
@@ -127,6 +129,7 @@ class World:
             poll_interval_seconds=15,
             cutover="exchange_ip",
             notification_blocks=[NOTIFY],
+            **parameters,
         )
 
     def events(self) -> list[str]:
@@ -175,9 +178,9 @@ async def run_case(world: World, target: str, case: Case) -> Any:
     await world.save_block(case.auth, case.timeout)
     try:
         if case.error is None:
-            return await world.run(target)
+            return await world.run(target, **case.parameters)
         with pytest.raises(case.error) as raised:
-            await world.run(target)
+            await world.run(target, **case.parameters)
         assert type(raised.value) is case.error, raised.value
         return raised.value
     finally:

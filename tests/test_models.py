@@ -297,6 +297,9 @@ def test_public_names_are_pinned() -> None:
         "BackupFiles", "DcsModel", "IpExchange", "MigrationLog", "MigrationStatus",
         "MigrationTask", "MigrationTaskList", "MigrationTaskLogs", "MigrationTaskStats",
         "MigrationTaskSummary", "SourceInstance", "StatusMeaning", "TargetInstance",
+        # The answers to the calls that create, configure, stop and delete tasks.
+        "DeletedMigrationTasks", "MigrationTaskAccepted", "MigrationTaskActionResult",
+        "MigrationTaskActionResults", "OnlineMigrationTaskCreated",
     }  # fmt: skip
     assert all(hasattr(blocks.models, name) for name in blocks.models.__all__)
 

@@ -164,8 +164,10 @@ def test_message_names_task_status_durations_flow_run_and_detail() -> None:
         ended_at=START + timedelta(minutes=5),
         detail="cut over at 22:00",
     )
+    # The subject says where the task stands: the exchange is under way.
     assert subject == (
-        f"DCS migration ready-for-cutover: migration1 ({TASK_ID}) INCRMIGEATING (ready for cutover)"
+        f"DCS migration ready-for-cutover: migration1 ({TASK_ID}) INCRMIGEATING "
+        "(IP exchange under way)"
     )
     assert body.splitlines() == [
         f"Migration task: migration1 ({TASK_ID})",

@@ -21,8 +21,8 @@ EXAMPLES = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
 
 
 def test_readme_has_the_examples_this_test_expects() -> None:
-    """The README keeps its eight Python examples (so none is silently skipped)."""
-    assert len(EXAMPLES) == 8
+    """The README keeps its nine Python examples (so none is silently skipped)."""
+    assert len(EXAMPLES) == 9
 
 
 def test_readme_examples_run(stub_dcs: StubDcs, capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,6 +55,7 @@ def test_readme_examples_run(stub_dcs: StubDcs, capsys: pytest.CaptureFixture[st
     assert "0000000000000000000000000000dead False None MigrationTaskNotFound" in out
     assert f"{{'{TASK_ID}': 'INCRMIGEATING'}}" in out  # the sensor's look
     assert "EXCHANGE_SUCCESS" in out  # the runbook's summary
+    assert "0 0 60.0" in out  # the catch-up gate on its own: offset, key difference, seconds
     assert "DCS.4133 req-s False" in out  # the error example
     assert dcs.posts["exchange-ip"] == 1
     assert any("ready for cutover" in note for note in notes)

@@ -3,81 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prefect.blocks.notifications import CustomWebhookNotificationBlock
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import aresume_flow_run
 from prefect.states import Cancelled
 
+import flows.approval
+import flows.handover
 import flows.runbook
-from blocks.credentials import DcsCredentials
 from blocks.errors import CutoverFailed, CutoverRejected, DcsValidationError, MigrationFailed
 from blocks.models import MigrationTask
-from flows.clock import FakeTime, use_time
 from flows.runbook import RunbookSummary, migration_runbook, stop_on_cancel
-from tests.conftest import StubDcs
-from tests.scripted import PASSWORD, ScriptedDcs, Step
+from tests.runbook_world import TOKEN, World, paused_run_id
+from tests.scripted import PASSWORD
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-TOKEN = "runbook-token-canary-5e7a"
-
-
-class World:
-    """A scripted DCS and a notification sink on loopback, with blocks saved for both."""
-
-    def __init__(self, dcs_stub: StubDcs, sink: StubDcs, fake: FakeTime) -> None:
-        self.task_id = uuid.uuid4().hex  # exactly-once records are per task: one per test
-        self.fake = fake
-        self.dcs_stub = dcs_stub
-        self.sink = sink
-        self.dcs = ScriptedDcs({})
-        self.block = f"runbook-{self.task_id[:8]}"
-        self.notify = f"custom-webhook/sink-{self.task_id[:8]}"
-
-    async def setup(self, steps: list[Step]) -> None:
-        self.dcs.scripts[self.task_id] = steps
-        self.dcs_stub.handler = self.dcs.stub_handler
-        self.sink.handler = lambda *_: (200, {}, b"{}")
-        await DcsCredentials(endpoint=self.dcs_stub.url, project_id="project-1", token=TOKEN).asave(
-            self.block, overwrite=True
-        )
-        await CustomWebhookNotificationBlock(
-            name="sink",
-            url=f"{self.sink.url}/hook",
-            json_data={"subject": "{{subject}}", "body": "{{body}}"},
-            allow_private_urls=True,
-        ).asave(self.notify.split("/", 1)[1], overwrite=True)
-
-    def run(self, **parameters: Any) -> Any:
-        defaults = {
-            "task_id": self.task_id,
-            "credentials": self.block,
-            "notification_blocks": [self.notify],
-        }
-        return migration_runbook(**{**defaults, **parameters})
-
-    def notifications(self) -> list[str]:
-        """The subjects the sink received, in order."""
-        return [json.loads(body)["subject"] for _, _, _, body in self.sink.requests]
-
-    def bodies(self) -> str:
-        return " ".join(body.decode() for _, _, _, body in self.sink.requests)
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    """Fresh DCS and sink servers, and time that moves only when the runbook waits."""
-    fake = FakeTime()
-    with StubDcs() as dcs, StubDcs() as sink, use_time(fake):
-        yield World(dcs, sink, fake)
 
 
 async def test_incremental_migration_cut_over_by_ip_exchange(world: World) -> None:
@@ -91,6 +35,7 @@ async def test_incremental_migration_cut_over_by_ip_exchange(world: World) -> No
     assert len(subjects) == 2
     assert "ready for cutover" in subjects[0]
     assert "cutover done" in subjects[1]
+    assert subjects[1].endswith("INCRMIGEATING (IP exchange done)")  # not "ready for cutover"
     assert PASSWORD not in world.bodies()
     assert TOKEN not in world.bodies()
 
@@ -135,7 +80,10 @@ async def test_the_exchange_is_followed_at_the_runbooks_pace_or_every_5_s(
 ) -> None:
     """A runbook polling every 2 s follows its IP exchange every 2 s; every 15 s, every 5 s."""
     await world.setup(["INCRMIGEATING"])  # ready at the first read: the wait never sleeps
-    summary: RunbookSummary = await world.run(cutover="exchange_ip", poll_interval_seconds=poll)
+    # settle_seconds=0: caught up at the gate's first read, so the gate never sleeps either.
+    summary: RunbookSummary = await world.run(
+        cutover="exchange_ip", poll_interval_seconds=poll, settle_seconds=0
+    )
     assert summary.task_status == "EXCHANGE_SUCCESS"
     # Every sleep is the exchange's: EXCHANGING, EXCHANGING, then EXCHANGE_SUCCESS.
     assert len(world.fake.sleeps) >= 2
@@ -161,32 +109,13 @@ async def test_inconsistent_parameters_are_refused_up_front(
     assert world.dcs.requests == {}
 
 
-async def _paused_run_id() -> uuid.UUID:
-    """The id of the runbook run once it is paused (bounded wait on the Prefect API)."""
-    async with get_client() as client:
-        for _ in range(400):
-            runs = await client.read_flow_runs(sort="START_TIME_DESC", limit=5)
-            for run in runs:
-                if run.name.startswith("runbook-") and run.state_type == StateType.PAUSED:
-                    return run.id
-            await asyncio.sleep(0.05)
-    msg = "the runbook never paused"
-    raise AssertionError(msg)
-
-
-@pytest.fixture
-def quick_approval_poll(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Check for the approval every 50 ms instead of every 5 s."""
-    monkeypatch.setattr(flows.runbook, "APPROVAL_POLL_SECONDS", 0.05)
-
-
 @pytest.mark.usefixtures("quick_approval_poll")
 @pytest.mark.parametrize("approve", [True, False], ids=["approve", "reject"])
 async def test_approval_gate(world: World, approve: bool) -> None:
     """The runbook pauses for a form; approving cuts over once, rejecting never does."""
     await world.setup(["INCRMIGEATING"])
     run = asyncio.create_task(world.run(cutover="exchange_ip", require_approval=True))
-    run_id = await _paused_run_id()
+    run_id = await paused_run_id()
     assert world.dcs.posts["exchange-ip"] == 0  # nothing happens before the answer
     await aresume_flow_run(run_id, run_input={"approve": approve, "comment": "change 4711"})
     if approve:
@@ -270,7 +199,7 @@ def test_verification_after_the_cutover(
     """Stopping the sync is part of a cutover; a failure status or a failed exchange is not."""
     task = MigrationTask(task_id="t", status=status, task_status=task_status)
     if ok:
-        flows.runbook._verify(task, cutover)
+        flows.handover.check_cut_over(task, cutover)
     else:
         with pytest.raises(CutoverFailed):
-            flows.runbook._verify(task, cutover)
+            flows.handover.check_cut_over(task, cutover)

@@ -193,6 +193,7 @@ def test_repeated_task_ids_are_named() -> None:
             id="unknown-then-known",
         ),
         pytest.param(MigrationScript.backup_import("t"), ["MIGRATING", "SUCCESS"], id="import"),
+        pytest.param(MigrationScript.unconfigured("t"), ["RUNNING"], id="unconfigured"),
     ],
 )
 def test_script_helpers(script: MigrationScript, statuses: list[str]) -> None:
@@ -313,9 +314,10 @@ def test_sandbox_exports() -> None:
     assert set(sandbox.__all__) == {
         "Clock", "ConnectionDropped", "ExchangeScript", "Instance", "ManualClock",
         "MigrationScript", "RequestRecord", "SandboxApp", "SandboxHandle", "SandboxState",
-        "ScaledClock", "Scenario", "ScenarioError", "Step", "StopScript", "TemporaryKey",
-        "bundled_scenarios", "create_app", "format_banner", "load_scenario", "main",
-        "print_banner", "sandbox_credentials", "scenario_path", "serve", "serve_forever",
+        "ScaledClock", "Scenario", "ScenarioError", "StatsScript", "Step", "StopScript",
+        "TemporaryKey", "WriteBurst", "bundled_scenarios", "create_app", "format_banner",
+        "load_scenario", "main", "print_banner", "sandbox_credentials", "scenario_path", "serve",
+        "serve_forever",
     }  # fmt: skip
     for name in sandbox.__all__:
         assert getattr(sandbox, name) is not None

@@ -71,7 +71,11 @@ async def test_a_watch_of_100_polls_is_one_task_run_and_100_requests(
     """100 polls cost one Prefect task run and 101 requests (the list confirms the SUCCESS)."""
     dcs = serve(stub_dcs, {TASK: ["RUNNING"] * 99 + ["SUCCESS"]})
     state = await wait_for_migration_task(
-        TASK, await saved_block(stub_dcs), poll_interval_seconds=15, return_state=True
+        TASK,
+        await saved_block(stub_dcs),
+        poll_interval_seconds=15,
+        configure_grace_seconds=None,  # 25 minutes of RUNNING: pending, on purpose
+        return_state=True,
     )
     task = await state.result()
     assert task.succeeded
@@ -152,7 +156,8 @@ async def test_artifacts_progress_and_timeline(stub_dcs: StubDcs, fake_time: Fak
     records = await read_records(state.state_details.flow_run_id)
     kinds = {artifact.type: artifact for artifact in records.artifacts}
     assert set(kinds) == {"progress", "table"}
-    assert kinds["progress"].data == 99.9  # 5.0 -> 5.5 (same whole percent) -> 40 -> 99.9
+    # 5.0 -> 5.5 (same whole percent) -> 40 -> 99.9, then 100 once the full migration is over
+    assert kinds["progress"].data == 100
     assert kinds["progress"].key == f"dcs-migration-progress-{TASK}"
     assert kinds["table"].key == f"dcs-migration-timeline-{TASK}"
     assert '"to": "SUCCESS"' in str(kinds["table"].data)
@@ -172,7 +177,8 @@ async def test_loose_values_never_fail_the_watch(stub_dcs: StubDcs, fake_time: F
     assert (task.bandwidth_limit_mb, task.created_at) == ("unlimited", "yesterday")
     records = await read_records(state.state_details.flow_run_id)
     (progress,) = [artifact for artifact in records.artifacts if artifact.type == "progress"]
-    assert progress.data == 40.0  # 5.0, then "n/a" skipped, then 40.0
+    # 5.0, then "n/a" skipped, then 40.0, then 100 once the full migration is over
+    assert progress.data == 100
     assert dcs.requests["stats"] == 3
 
 
