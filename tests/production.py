@@ -1,23 +1,29 @@
 """The production-shaped stack: PostgreSQL, two process workers, twenty runbooks at once.
 
-Shared by `tests/test_production.py` (the stack working) and `tests/test_faults.py` (the
-faults of a long watch). The runbooks' parameters live in `RUNBOOK_PARAMETERS` only.
+One stack serves every test of `tests/test_production.py` (the stack working, then the
+faults of a long watch): each test has its own group of twenty DCS tasks, so the cutover
+records (Prefect Variables) and exchange counts of one test never meet another's. Group
+`n` stays in full migration for `n` scenario hours: a test takes its group to "ready" by
+moving the sandbox on (`POST /_sandbox/advance`), which leaves every later group waiting.
+The runbooks' parameters live in `RUNBOOK_PARAMETERS` only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from tests.postgres import Postgres, running_postgres
-from tests.stack import DATA, ROOT, Stack, final, prefect, running_stack, start, until
+import httpx
 
-SCENARIO = DATA / "production.yaml"
-TASK_IDS = [f"prod-{n:02d}" for n in range(1, 21)]
+from tests.postgres import Postgres, running_postgres
+from tests.stack import ROOT, Stack, final, prefect, running_stack, start, until
+
 RUNBOOK = "dcs-migration-runbook/manual"
 #: Every runbook of these tests gets these (plus its task_id): change them here only.
 RUNBOOK_PARAMETERS: dict[str, Any] = {
@@ -25,11 +31,57 @@ RUNBOOK_PARAMETERS: dict[str, Any] = {
     "require_approval": False,  # the deployment asks for approval by default
     "poll_interval_seconds": 1.0,
 }
-#: Scenario seconds that take every task of SCENARIO to incremental sync (ready).
-TO_READY = 3600
+#: The tests' groups of twenty tasks, in the order their full migrations end.
+GROUPS = ("auto", "pg", "outage", "crash")
+GROUP_SIZE = 20
+#: Scenario seconds between two groups getting ready.
+HOUR = 3600
 ZOMBIES = ROOT / "deployments" / "crash-zombie-runs.yaml"
-#: Flow-run heartbeats (Prefect's minimum); `ZOMBIES` crashes a run that misses them.
+#: Flow-run heartbeats, as deployments/crash-zombie-runs.yaml asks (Prefect's minimum);
+#: that automation crashes a run that missed them for its `within` seconds.
 HEARTBEAT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Group:
+    """One test's twenty DCS tasks, ready after `ready_at` scenario seconds."""
+
+    name: str
+    ready_at: float
+
+    @property
+    def task_ids(self) -> list[str]:
+        return [f"{self.name}-{n:02d}" for n in range(1, GROUP_SIZE + 1)]
+
+
+def group(name: str) -> Group:
+    """The group of tasks a test owns."""
+    return Group(name, (GROUPS.index(name) + 1) * HOUR)
+
+
+def write_scenario(path: Path) -> Path:
+    """The sandbox's scenario: every group's tasks, each exchanged in 2 s when asked."""
+    tasks = [
+        {
+            "task_id": task_id,
+            "task_name": task_id,
+            "migration_type": "online_migration",
+            "steps": [
+                {"status": "FULLMIGRATING", "seconds": g.ready_at, "progress_to": 100},
+                {"status": "INCRMIGEATING"},
+            ],
+            "exchange": {"outcome": "success", "exchanging_seconds": 2},
+        }
+        for g in map(group, GROUPS)
+        for task_id in g.task_ids
+    ]
+    scenario = {
+        "description": "production-shaped: a group of twenty runbooks per test",
+        "speed": 1,
+        "tasks": tasks,
+    }
+    path.write_text(json.dumps(scenario, indent=1))
+    return path
 
 
 @contextmanager
@@ -39,7 +91,7 @@ def production_stack(logs: Path) -> Iterator[tuple[Stack, Postgres]]:
         running_postgres(logs) as database,
         running_stack(
             logs,
-            SCENARIO,
+            write_scenario(logs / "production.json"),
             database_url=database.url,
             workers=2,
             automations=(ZOMBIES,),
@@ -49,30 +101,38 @@ def production_stack(logs: Path) -> Iterator[tuple[Stack, Postgres]]:
         yield stack, database
 
 
-async def start_runbooks(stack: Stack) -> dict[str, UUID]:
-    """One manual runbook per task of the scenario, all at once; their run ids by task."""
-    ids = await asyncio.gather(
-        *(start(stack, RUNBOOK, {"task_id": t, **RUNBOOK_PARAMETERS}) for t in TASK_IDS)
+def make_ready(stack: Stack, tasks: Group) -> None:
+    """Move the sandbox on until `tasks` are in incremental sync (later groups still wait)."""
+    elapsed = float(
+        httpx.get(f"{stack.sandbox_url}/_sandbox/state", timeout=5).json()["elapsed_seconds"]
     )
-    return dict(zip(TASK_IDS, ids, strict=True))
+    stack.advance_sandbox(max(0.0, tasks.ready_at - elapsed + 1))
 
 
-def reads(stack: Stack) -> dict[str, int]:
-    """How many times each task was read (successfully) so far."""
-    tasks = stack.sandbox()["tasks"]
-    return {t: int(tasks[t]["reads"]) for t in TASK_IDS}
+async def start_runbooks(stack: Stack, tasks: Group) -> dict[str, UUID]:
+    """One manual runbook per task of the group, all at once; their run ids by task."""
+    ids = await asyncio.gather(
+        *(start(stack, RUNBOOK, {"task_id": t, **RUNBOOK_PARAMETERS}) for t in tasks.task_ids)
+    )
+    return dict(zip(tasks.task_ids, ids, strict=True))
+
+
+def reads(stack: Stack, tasks: Group) -> dict[str, int]:
+    """How many times each task of the group was read (successfully) so far."""
+    found = stack.sandbox()["tasks"]
+    return {t: int(found[t]["reads"]) for t in tasks.task_ids}
 
 
 async def all_watching(
-    stack: Stack, since: dict[str, int] | None = None, timeout: float = 240
+    stack: Stack, tasks: Group, since: dict[str, int] | None = None, timeout: float = 240
 ) -> None:
-    """Wait until every task was read (more often than `since` says): all twenty wait."""
+    """Wait until every task of the group was read (more often than `since` says)."""
 
     async def watching() -> bool:
-        now = reads(stack)
-        return all(now[t] > (since or {}).get(t, 0) for t in TASK_IDS)
+        now = reads(stack, tasks)
+        return all(now[t] > (since or {}).get(t, 0) for t in tasks.task_ids)
 
-    await until(stack, "not every runbook watches its task", watching, timeout)
+    await until(stack, f"not every runbook of {tasks.name} watches its task", watching, timeout)
 
 
 async def all_final(stack: Stack, runs: dict[str, UUID], timeout: float = 300) -> dict[str, Any]:
@@ -81,10 +141,10 @@ async def all_final(stack: Stack, runs: dict[str, UUID], timeout: float = 300) -
     return dict(zip(runs, found, strict=True))
 
 
-def exchanges(stack: Stack) -> dict[str, int]:
-    """How many IP exchanges the sandbox was asked for, by task."""
-    tasks = stack.sandbox()["tasks"]
-    return {t: int(tasks[t]["exchange_requests"]) for t in TASK_IDS}
+def exchanges(stack: Stack, tasks: Group) -> dict[str, int]:
+    """How many IP exchanges the sandbox was asked for, by task of the group."""
+    found = stack.sandbox()["tasks"]
+    return {t: int(found[t]["exchange_requests"]) for t in tasks.task_ids}
 
 
 async def running_runs(stack: Stack) -> list[Any]:
@@ -102,17 +162,28 @@ async def running_runs(stack: Stack) -> list[Any]:
         )
 
 
+async def all_completed_once(stack: Stack, tasks: Group, runs: dict[str, UUID]) -> None:
+    """Every run of the group Completed, one exchange per task."""
+    for task_id, run in (await all_final(stack, runs)).items():
+        assert run.state.is_completed(), f"{task_id}: {run.state.type} {run.state.message}"
+    assert exchanges(stack, tasks) == dict.fromkeys(tasks.task_ids, 1)
+
+
 __all__ = [
+    "GROUPS",
     "HEARTBEAT_SECONDS",
     "RUNBOOK",
     "RUNBOOK_PARAMETERS",
-    "TASK_IDS",
-    "TO_READY",
+    "Group",
+    "all_completed_once",
     "all_final",
     "all_watching",
     "exchanges",
+    "group",
+    "make_ready",
     "production_stack",
     "reads",
     "running_runs",
     "start_runbooks",
+    "write_scenario",
 ]

@@ -5,7 +5,7 @@ loopback, a temporary home) and the sandbox run as their own processes; the bloc
 and `deployments/prefect.yaml` is deployed with the CLI; process workers run the flow runs.
 Every process is stopped by its PID, also when a test fails. `tests/test_e2e.py` drives it
 through the Prefect API, `tests/test_ui.py` through the Prefect UI in a browser, and
-`tests/test_production.py` / `tests/test_faults.py` run it on PostgreSQL with two workers.
+`tests/test_production.py` runs it on PostgreSQL with two workers.
 """
 
 from __future__ import annotations
