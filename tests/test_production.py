@@ -115,6 +115,7 @@ async def _outage_evidence(stack: Stack, runs: list[UUID], down: datetime, up: d
         EventOccurredFilter,
         EventResourceFilter,
     )
+    from prefect.events.schemas.events import ResourceSpecification
 
     during = EventOccurredFilter(since=down, until=up)
     async with prefect(stack) as client:
@@ -129,9 +130,12 @@ async def _outage_evidence(stack: Stack, runs: list[UUID], down: datetime, up: d
             EventFilter(
                 occurred=during,
                 event=EventNameFilter(name=["dcs.migration.ready-for-cutover"]),
-                resource=EventResourceFilter(id_prefix=["dcs.migration-task.outage-"]),
+                resource=EventResourceFilter(
+                    id_prefix=["dcs.migration-task.outage-"],
+                    labels=ResourceSpecification({"dcs.emitter": "watch"}),
+                ),
             ),
-            limit=200,
+            limit=1,  # the page's total counts them all
         )
         beats = await client.read_events(
             EventFilter(
@@ -139,14 +143,13 @@ async def _outage_evidence(stack: Stack, runs: list[UUID], down: datetime, up: d
                 event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
                 resource=EventResourceFilter(id=[f"prefect.flow-run.{run}" for run in runs]),
             ),
-            limit=200,
+            limit=1,
         )
     became_ready = sum("-> INCRMIGEATING" in log.message for log in logs)
-    watch_ready = [e for e in ready.events if e.resource.get("dcs.emitter") != "sensor"]
     return (
         f"outage {(up - down).total_seconds():.0f} s: {len(logs)} log lines of the runs"
-        f" ({became_ready} 'ready' lines), {len(watch_ready)} ready-for-cutover events"
-        f" of the watches, {len(beats.events)} heartbeats, all stamped inside the outage"
+        f" ({became_ready} 'ready' lines), {ready.total} ready-for-cutover events"
+        f" of the watches, {beats.total} heartbeats, all stamped inside the outage"
     )
 
 
