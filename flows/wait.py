@@ -8,7 +8,8 @@ database row each); Prefect hears about a watch only when something changes:
 - a log line and a `dcs.migration.status-changed` event per change of status, plus
   `dcs.migration.ready-for-cutover` / `.succeeded` / `.failed` / `.timed-out`;
 - a progress artifact while a full migration reports its progress (updated on each whole
-  percent), and a table artifact of the status timeline when the watch ends.
+  percent), and a table artifact of the status timeline when the watch ends. Artifacts are
+  reports: a write the Prefect API refuses or never answers is a warning, not a failure.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
+import httpx
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
     acreate_progress_artifact,
@@ -100,14 +102,22 @@ class PrefectObserver(WatchObserver):
             return
         percent = max(0.0, min(100.0, stats.progress_percent))
         known = self._progress.get(task.task_id)
-        if known is None:
-            key = artifact_key("migration-progress", task.task_id)
-            description = f"Full migration progress of DCS task {task.task_name or task.task_id}"
-            artifact_id = await acreate_progress_artifact(percent, key=key, description=description)
-            self._progress[task.task_id] = (artifact_id, int(percent))
-        elif int(percent) != known[1]:
-            await aupdate_progress_artifact(known[0], percent)
-            self._progress[task.task_id] = (known[0], int(percent))
+        key = artifact_key("migration-progress", task.task_id)
+        try:
+            if known is None:
+                description = (
+                    f"Full migration progress of DCS task {task.task_name or task.task_id}"
+                )
+                artifact_id = await acreate_progress_artifact(
+                    percent, key=key, description=description
+                )
+                self._progress[task.task_id] = (artifact_id, int(percent))
+            elif int(percent) != known[1]:
+                await aupdate_progress_artifact(known[0], percent)
+                self._progress[task.task_id] = (known[0], int(percent))
+        except httpx.HTTPError as error:
+            # Not remembered: the next change of percent tries again.
+            self._unwritten(key, error)
 
     async def _full_migration_done(self, task: MigrationTask) -> None:
         """A progress artifact reads 100% once the full migration is over: its last stats
@@ -147,7 +157,17 @@ class PrefectObserver(WatchObserver):
     async def publish_timeline(self, key: str, description: str) -> None:
         """The status timeline as a table artifact (once, at the end of a watch)."""
         if self.timeline:
-            await acreate_table_artifact(self.timeline, key=key, description=description)
+            try:
+                await acreate_table_artifact(self.timeline, key=key, description=description)
+            except httpx.HTTPError as error:
+                self._unwritten(key, error)
+
+    def _unwritten(self, key: str, error: httpx.HTTPError) -> None:
+        # An artifact is a report: the watch's outcome is known without it, and a Prefect
+        # server that is down (restarting, upgraded) must not fail a watch of hours.
+        self.logger.warning(
+            "could not write artifact %s to the Prefect API, the watch goes on: %s", key, error
+        )
 
 
 def _settings(

@@ -2,7 +2,8 @@
 
 Every answer carries `X-Request-Id`. A request goes: fault drawn -> (fault "before") ->
 authentication -> project check -> handler -> (fault "after") -> recorded in the state.
-`GET /_sandbox/state` and `POST /_sandbox/reset` are the sandbox's own, not DCS's.
+`GET /_sandbox/state`, `POST /_sandbox/reset` and `POST /_sandbox/advance?seconds=N` are
+the sandbox's own, not DCS's.
 
 >>> import asyncio, httpx
 >>> from sandbox.clock import ManualClock
@@ -200,6 +201,15 @@ class _Service:
         self.state.reset()
         return JSONResponse({"reset": True, "elapsed_seconds": self.state.elapsed})
 
+    async def admin_advance(self, request: Request) -> Response:
+        raw = request.query_params.get("seconds", "")
+        try:
+            self.state.advance(float(raw))
+        except ValueError:
+            message = f"seconds={raw!r}: pass a number of scenario seconds >= 0, e.g. ?seconds=60"
+            return JSONResponse({"error": message}, status_code=400)
+        return JSONResponse({"elapsed_seconds": self.state.elapsed})
+
     async def not_found(self, request: Request, exc: Exception) -> Response:
         request_id = request.scope.get(_REQUEST_ID, "")
         self.state.record(
@@ -250,6 +260,7 @@ def create_app(
         ),
         Route("/_sandbox/state", service.admin_state, methods=["GET"]),
         Route("/_sandbox/reset", service.admin_reset, methods=["POST"]),
+        Route("/_sandbox/advance", service.admin_advance, methods=["POST"]),
     ]
     handlers: dict[Any, Any] = {404: service.not_found, 405: service.not_found}
     app = SandboxApp(routes=routes, exception_handlers=handlers)

@@ -93,6 +93,14 @@ class SandboxState:
             self._records.clear()
             self._faults.clear()
 
+    def advance(self, seconds: float) -> None:
+        """Jump `seconds` scenario seconds ahead: every task's script moves on at once."""
+        if seconds < 0:
+            msg = f"time does not go back: advance({seconds!r})"
+            raise ValueError(msg)
+        with self._lock:
+            self._start -= seconds
+
     # -- tasks -----------------------------------------------------------------------
 
     def script(self, task_id: str) -> MigrationScript | None:
@@ -251,6 +259,7 @@ class SandboxState:
                 "full_migration_progress": round(snap.progress, 2),
                 "deleted": snap.deleted,
                 "detail_reads_success": snap.detail_reads_success,
+                "reads": self.count("show_migration_task", task_id=script.task_id, status=200),
                 "addresses_swapped": snap.addresses_swapped,
                 "exchange_requests": self.exchange_requests(script.task_id),
                 "exchanges": self.exchanges(script.task_id),

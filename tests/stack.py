@@ -1,10 +1,11 @@
 """A real Prefect stack for end-to-end tests, and the API helpers that drive it.
 
-`prefect server start` (SQLite, loopback, a temporary home) and the sandbox run as their own
-processes; the blocks are saved and `deployments/prefect.yaml` is deployed with the CLI; a
-process worker runs the flow runs. Every process is stopped by its PID, also when a test
-fails. `tests/test_e2e.py` drives it through the Prefect API, `tests/test_ui.py` through
-the Prefect UI in a browser.
+`prefect server start` (SQLite by default, or the PostgreSQL of `tests/postgres.py`;
+loopback, a temporary home) and the sandbox run as their own processes; the blocks are saved
+and `deployments/prefect.yaml` is deployed with the CLI; process workers run the flow runs.
+Every process is stopped by its PID, also when a test fails. `tests/test_e2e.py` drives it
+through the Prefect API, `tests/test_ui.py` through the Prefect UI in a browser, and
+`tests/test_production.py` runs it on PostgreSQL with two workers.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
@@ -24,7 +25,7 @@ import httpx
 
 from flows.demo import NotificationSink
 from sandbox import load_scenario, sandbox_credentials
-from tests.processes import base_env, free_port, running, wait_until_up
+from tests.processes import Service, base_env, free_port, running, wait_until_up
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
@@ -47,6 +48,8 @@ class Stack:
     logs: Path
     #: What a client of the sandbox uses: endpoint, project_id, access_key, secret_key, ...
     credentials: dict[str, str]
+    server: Service
+    workers: list[Service] = field(default_factory=list)
 
     @property
     def ui_url(self) -> str:
@@ -57,8 +60,22 @@ class Stack:
         state = httpx.get(f"{self.sandbox_url}/_sandbox/state", timeout=5).json()
         return dict(state["tasks"][task_id])
 
+    def sandbox(self) -> dict[str, Any]:
+        """The sandbox's whole admin view (`GET /_sandbox/state`)."""
+        return dict(httpx.get(f"{self.sandbox_url}/_sandbox/state", timeout=5).json())
+
+    def advance_sandbox(self, seconds: float) -> None:
+        """Move every scripted task `seconds` scenario seconds on (`POST /_sandbox/advance`)."""
+        url = f"{self.sandbox_url}/_sandbox/advance"
+        httpx.post(url, params={"seconds": seconds}, timeout=5).raise_for_status()
+
     def notes(self) -> list[str]:
         return [str(note.get("subject", "")) for note in self.sink.received]
+
+    def start_server(self) -> None:
+        """Start the Prefect server again (same port, same database) and wait for it."""
+        process = self.server.start()
+        wait_until_up(f"{self.api_url}/health", process, self.server.log, 120)
 
 
 def cli(stack_env: dict[str, str], *args: str, log: Path) -> None:
@@ -86,8 +103,21 @@ CustomWebhookNotificationBlock(
 
 
 @contextmanager
-def running_stack(logs: Path, scenario: Path) -> Iterator[Stack]:
-    """Server, sandbox (serving `scenario`), blocks, deployments and a worker, on loopback."""
+def running_stack(
+    logs: Path,
+    scenario: Path,
+    *,
+    database_url: str | None = None,
+    workers: int = 1,
+    automations: tuple[Path, ...] = (),
+    **settings: str,
+) -> Iterator[Stack]:
+    """Server, sandbox (serving `scenario`), blocks, deployments and workers, on loopback.
+
+    `database_url` is the server's PREFECT_API_DATABASE_CONNECTION_URL (SQLite in its
+    home if None); `automations` are files for `prefect automation create`; `settings`
+    are more environment variables for every process.
+    """
     port, sandbox_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = base_env(
@@ -96,11 +126,14 @@ def running_stack(logs: Path, scenario: Path) -> Iterator[Stack]:
         PREFECT_WORKER_QUERY_SECONDS="1",
         PREFECT_WORKER_PREFETCH_SECONDS="5",
         PREFECT_API_LOG_RETRYABLE_ERRORS="true",
+        **settings,
     )
-    server_cmd = [PREFECT, "server", "start", "--host", "127.0.0.1"]
+    if database_url is not None:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    server_cmd = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     sandbox_cmd = [sys.executable, "-m", "sandbox", "--host", "127.0.0.1"]
     with (
-        running([*server_cmd, "--port", str(port)], env=env, log=logs / "server.log") as server,
+        Service(server_cmd, env=env, log=logs / "server.log") as server,
         running(
             [*sandbox_cmd, "--port", str(sandbox_port), "--scenario", str(scenario)],
             env=env,
@@ -110,7 +143,8 @@ def running_stack(logs: Path, scenario: Path) -> Iterator[Stack]:
     ):
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
         wait_until_up(f"{sandbox_url}/_sandbox/state", sandbox, logs / "sandbox.log", 30)
-        wait_until_up(f"{api_url}/health", server, logs / "server.log", 120)
+        assert server.process is not None
+        wait_until_up(f"{api_url}/health", server.process, server.log, 120)
         credentials = sandbox_credentials(load_scenario(scenario), sandbox_url)
         cli(env, PREFECT, "block", "register", "-m", "blocks", log=logs / "register.log")
         cli(
@@ -126,14 +160,26 @@ def running_stack(logs: Path, scenario: Path) -> Iterator[Stack]:
             env, PREFECT, "deploy", "--all", "--prefect-file", "deployments/prefect.yaml",
             log=logs / "deploy.log",
         )  # fmt: skip
+        for automation in automations:
+            cli(
+                env, PREFECT, "automation", "create", "--from-file", str(automation),
+                log=logs / f"automation-{automation.stem}.log",
+            )  # fmt: skip
         _quicken_the_gate(api_url)
-        with running(
-            [PREFECT, "worker", "start", "--pool", "dcs-process"],
-            env=env,
-            log=logs / "worker.log",
-            cwd=ROOT,
-        ):
-            yield Stack(api_url, sandbox_url, sink, env, logs, credentials)
+        worker_cmd = [PREFECT, "worker", "start", "--pool", "dcs-process"]
+        with ExitStack() as started:
+            pool = [
+                started.enter_context(
+                    Service(
+                        [*worker_cmd, "--name", f"worker-{n}"],
+                        env=env,
+                        log=logs / ("worker.log" if n == 1 else f"worker-{n}.log"),
+                        cwd=ROOT,
+                    )
+                )
+                for n in range(1, workers + 1)
+            ]
+            yield Stack(api_url, sandbox_url, sink, env, logs, credentials, server, pool)
 
 
 def _quicken_the_gate(api_url: str) -> None:

@@ -104,3 +104,21 @@ def test_the_fleet_asks_per_wave_and_keeps_the_gate() -> None:
     parameters = DEPLOYMENTS[FLEET]["parameters"]
     assert (parameters["approval"], parameters["wave_size"]) == ("per_wave", 10)
     assert parameters["gate"] == "on"
+
+
+def _shortest_retry_budget(max_retries: int) -> float:
+    """The least time Prefect's client keeps retrying a call to an unreachable server:
+    2**k s after the k-th failure, jittered down to at most `lower_clamp_multiple`."""
+    from prefect.settings.models.client import ClientSettings
+    from prefect.utilities.math import lower_clamp_multiple
+
+    jitter = ClientSettings().retry_jitter_factor
+    return sum(2**k * lower_clamp_multiple(1 + jitter) for k in range(1, max_retries + 1))
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
+def test_flow_runs_ride_out_a_prefect_server_outage_of_seven_minutes(name: str) -> None:
+    """The pool's job variables raise PREFECT_CLIENT_MAX_RETRIES: >= 7 min of retries, not 62 s."""
+    env = DEPLOYMENTS[name]["work_pool"].get("job_variables", {}).get("env", {})
+    retries = int(env.get("PREFECT_CLIENT_MAX_RETRIES", 5))  # 5: Prefect's default
+    assert _shortest_retry_budget(retries) >= 7 * 60

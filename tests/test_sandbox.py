@@ -405,6 +405,7 @@ async def test_admin_state_counts_without_secrets(
     assert state["requests"]["by_auth"] == {"token": 4}
     assert state["tasks"]["inc"]["task_status"] == "EXCHANGING"
     assert state["tasks"]["inc"]["exchange_requests"] == 1
+    assert state["tasks"]["inc"]["reads"] == 1  # successful GETs of the task's detail
     assert state["tasks"]["full"]["status"] == "SUCCESS"
     assert "not part of the DCS API" in state["sandbox"]
     for secret in (SCENARIO.token, SCENARIO.secret_key, SCENARIO.iam_password, "DCStest123"):
@@ -422,3 +423,14 @@ async def test_reset_starts_the_scenario_again(
     assert (await show(client, "inc")).json()["status"] == "RUNNING"
     assert app.sandbox_state.exchanges("inc") == 0
     assert app.sandbox_state.count() == 1
+
+
+async def test_advance_moves_every_task_on_at_once(client: httpx.AsyncClient) -> None:
+    """POST /_sandbox/advance?seconds=N jumps the scripts ahead; a bad N is a clear 400."""
+    assert (await show(client, "inc")).json()["status"] == "RUNNING"
+    assert (await client.post("/_sandbox/advance", params={"seconds": 40})).status_code == 200
+    assert (await show(client, "inc")).json()["status"] == "INCRMIGEATING"
+    for bad in ("-1", "soon", ""):
+        refused = await client.post("/_sandbox/advance", params={"seconds": bad})
+        assert refused.status_code == 400
+        assert f"seconds={bad!r}" in refused.json()["error"]
