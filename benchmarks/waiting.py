@@ -43,9 +43,9 @@ BLOCK = one_watch.BLOCK_AKSK
 #: Scenario seconds a task stays FULLMIGRATING: longer than any measurement.
 WAITING_SECONDS = 10_000_000
 #: Memory a runbook may need before one is started (measured ~100 MB, with headroom).
-MB_PER_RUNBOOK_GUARD = 160
+MB_PER_RUNBOOK_GUARD = 130
 #: Memory left free for everyone else on a shared machine.
-MB_SPARE = 4096
+MB_SPARE = 3072
 
 
 def task_id(number: int) -> str:

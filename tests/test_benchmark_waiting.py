@@ -81,7 +81,7 @@ def test_runbooks_that_would_not_fit_are_not_run(monkeypatch: pytest.MonkeyPatch
     settings = WaitingSettings([], [100], 1000, 15, 60)
     (m,) = waiting.run(settings, None, None, lambda _: None)  # type: ignore[arg-type]
     assert m.not_run is not None
-    assert "needs ~20,096 MB" in m.not_run
+    assert "needs ~16,072 MB" in m.not_run
     assert "8,000 MB available" in m.not_run
     lines, targets = report_waiting.section([m], settings)
     assert any("| 100 | `runbooks` | NOT RUN: needs" in line for line in lines)
