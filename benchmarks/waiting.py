@@ -355,7 +355,13 @@ def run(
             measurements.append(WaitingMeasurement(way, tasks, not_run=reason))
             continue
         say(f"  {tasks:>5} waiting, {way}: starting")
-        m = measure(way, tasks, settings, prefect, workdir, say)
+        try:
+            m = measure(way, tasks, settings, prefect, workdir, say)
+        except harness.BenchmarkError as error:
+            # One row lost (a flow run crashed, say) must not cost the rows measured.
+            say(f"  {tasks:>5} waiting, {way}: FAILED ({error})")
+            measurements.append(WaitingMeasurement(way, tasks, not_run=f"failed: {error}"))
+            continue
         say(
             f"  {tasks:>5} waiting, {way}: {m.processes} process(es), peak RSS "
             f"{m.peak_rss_mb:.0f} MB, CPU {m.cpu_percent:.2f}%, "

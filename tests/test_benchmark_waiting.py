@@ -88,6 +88,24 @@ def test_runbooks_that_would_not_fit_are_not_run(monkeypatch: pytest.MonkeyPatch
     assert targets == []
 
 
+def test_a_failed_row_is_reported_and_the_others_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A measurement that fails becomes a row saying why; the next one is still measured."""
+    done = _measured("fleet", 1000, 150, 0.6, 0)
+
+    def measure(way: str, tasks: int, *_: object) -> WaitingMeasurement:
+        if way == "runbooks":
+            raise harness.BenchmarkError("flow runs not all Running: {'CRASHED': 1}")
+        return done
+
+    monkeypatch.setattr(waiting, "measure", measure)
+    monkeypatch.setattr(waiting, "_available_mb", lambda: 1e9)
+    settings = WaitingSettings([], [20], 1000, 15, 60)
+    settings.fleet_sizes = [1000]
+    failed, kept = reversed(waiting.run(settings, None, None, lambda _: None))  # type: ignore[arg-type]
+    assert kept is done
+    assert failed.not_run == "failed: flow runs not all Running: {'CRASHED': 1}"
+
+
 def test_a_child_process_is_found_measured_and_stopped() -> None:
     """A child shows up under our PID with its memory and CPU, and is stopped by its PID."""
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
