@@ -320,9 +320,12 @@ def measure(
 
 
 def run(
-    settings: FanoutSettings, workdir: Path, say: Callable[[str], None]
+    settings: FanoutSettings,
+    workdir: Path,
+    say: Callable[[str], None],
+    variants: tuple[str, ...] = VARIANTS,
 ) -> list[FanoutMeasurement]:
-    """Each size: its own sandbox process; `runs` rounds of ours then the SDK."""
+    """Each size: its own sandbox process; `runs` rounds of each variant (ours, the SDK)."""
     log = workdir / "fanout.log"
     measurements = []
     for tasks in settings.sizes:
@@ -331,7 +334,7 @@ def run(
         sandbox_log = workdir / f"sandbox-fanout-{tasks}.log"
         with harness.sandbox_process(scenario_file, "real", sandbox_log) as sandbox:
             for number in range(1, settings.runs + 1):
-                for variant in VARIANTS:
+                for variant in variants:
                     m = measure(variant, tasks, scenario_file, sandbox, settings, log)
                     r = m.result
                     say(

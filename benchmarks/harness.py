@@ -12,13 +12,14 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -123,28 +124,96 @@ def _profiled(command: list[str], module: str, args: Sequence[str]) -> list[str]
             "--", *command]  # fmt: skip
 
 
-def process_tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU of `pid` and every live descendant, from /proc (0 if gone)."""
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """/proc/PID/stat after the command name (field 3 onwards), None if the process is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces or parentheses: split after the last ')'.
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def _process_table() -> tuple[dict[int, int], dict[int, float]]:
+    """Every live process's parent and user + system CPU seconds, from /proc."""
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or (fields := _stat_fields(entry)) is None:
             continue
-        try:
-            raw = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # The command name may hold spaces or parentheses: split after the last ')'.
-        fields = raw[raw.rfind(")") + 2 :].split()
         parents[int(entry)] = int(fields[1])
         times[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return parents, times
+
+
+def _tree(pid: int, parents: Mapping[int, int]) -> set[int]:
     tree, frontier = {pid}, [pid]
     while frontier:
         parent = frontier.pop()
         children = [child for child, ppid in parents.items() if ppid == parent]
         tree.update(children)
         frontier.extend(children)
-    return sum(times.get(member, 0.0) for member in tree)
+    return tree
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and every live descendant, from /proc (0 if gone)."""
+    parents, times = _process_table()
+    return sum(times.get(member, 0.0) for member in _tree(pid, parents))
+
+
+def descendants(pid: int) -> list[int]:
+    """The live descendants of `pid` (not `pid` itself), from /proc."""
+    parents, _ = _process_table()
+    return sorted(_tree(pid, parents) - {pid})
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (not its children), 0 if it is gone."""
+    fields = _stat_fields(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def pid_memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS now, peak RSS) of one process in MB, from VmRSS and VmHWM; (0, 0) if gone."""
+    found = {"VmRSS:": 0.0, "VmHWM:": 0.0}
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0.0, 0.0
+    for line in lines:
+        # "VmRSS:\t   1234 kB": a tab, then spaces.
+        words = line.split()
+        if words and words[0] in found:
+            found[words[0]] = int(words[1]) / 1024
+    return found["VmRSS:"], found["VmHWM:"]
+
+
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def signal_pid(pid: int, name: str) -> None:
+    """Send SIGTERM/SIGKILL (`name` "TERM" or "KILL") to one process, if it still exists."""
+    with suppress(ProcessLookupError):
+        os.kill(pid, getattr(signal, f"SIG{name}"))
+
+
+@contextmanager
+def background(
+    command: Sequence[str], env: Mapping[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A process running from the repository root while the block runs, stopped by its PID."""
+    with log.open("ab") as output:
+        process = subprocess.Popen(  # noqa: S603 (our own venv's commands)
+            list(command), env=dict(env), cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        yield process
+    finally:
+        stop_process(process)
 
 
 @dataclass
@@ -339,13 +408,18 @@ __all__ = [
     "ROOT",
     "BenchmarkError",
     "Service",
+    "background",
     "child_env",
+    "descendants",
     "emit",
     "free_port",
     "machine",
     "median",
     "peak_rss_mb",
     "percentile",
+    "pid_alive",
+    "pid_cpu_seconds",
+    "pid_memory_mb",
     "prefect_server",
     "process_tree_cpu_seconds",
     "row_delta",
@@ -354,6 +428,7 @@ __all__ = [
     "sandbox_reset",
     "sandbox_stats",
     "settled_rows",
+    "signal_pid",
     "stop_process",
     "table_rows",
     "wait_until_up",

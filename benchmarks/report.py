@@ -252,6 +252,18 @@ def fanout_section(
                 ]
             )
     lines += _table(header, rows)
+    alone = [
+        tasks
+        for tasks in settings.sizes
+        if not [m for m in measurements if m.tasks == tasks and m.variant == "sdk"]
+    ]
+    if alone:
+        shown = ", ".join(f"{tasks:,}" for tasks in alone)
+        lines += [
+            "",
+            f"At {shown} tasks only `ours` ran (`--only fanout-10k`): the SDK's one show per "
+            "task per round would be that many requests per interval.",
+        ]
     failed = [m for m in measurements if int(m.result["errors"])]
     for m in failed:
         lines += [
@@ -349,6 +361,26 @@ def _fanout_targets(
                 _margin(cpu, 50, " points", upper=True),
             ),
         ]  # fmt: skip
+    if ours(10000):
+        ms = ours(10000)
+        cpu = median([m.cpu_percent for m in ms])
+        p99 = median([float(m.result["latency_p99_s"]) for m in ms])
+        rss = median([float(m.result["peak_rss_mb"]) for m in ms])
+        goal = settings.interval + 1
+        targets += [
+            Target(
+                "10,000 tasks: CPU", "<= 50% of one core", f"{_f(cpu, 1)}%", cpu <= 50,
+                _margin(cpu, 50, " points", upper=True),
+            ),
+            Target(
+                "10,000 tasks: p99 detection latency", f"<= {goal:g} s", f"{_f(p99)} s",
+                p99 <= goal, _margin(p99, goal, " s", upper=True),
+            ),
+            Target(
+                "10,000 tasks: peak RSS", "<= 500 MB", f"{_f(rss, 0)} MB", rss <= 500,
+                _margin(rss, 500, " MB", upper=True),
+            ),
+        ]  # fmt: skip
 
 
 def startup_section(results: StartupResults, targets: list[Target]) -> list[str]:
@@ -435,7 +467,9 @@ def render(
     fanout_settings: FanoutSettings,
     startup: StartupResults | None,
     notes: list[str],
+    extra: Sequence[tuple[list[str], list[Target]]] = (),
 ) -> str:
+    """The whole report; `extra`: further sections, each with its targets."""
     targets: list[Target] = []
     body: list[str] = []
     if one_watch is not None:
@@ -444,6 +478,9 @@ def render(
         body += ["", *fanout_section(fanout, fanout_settings, targets)]
     if startup is not None:
         body += ["", *startup_section(startup, targets)]
+    for lines, more in extra:
+        body += ["", *lines]
+        targets += more
     lines = [
         "# Benchmark results",
         "",
@@ -462,4 +499,7 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["Target", "render"]
+#: For the sections of other modules.
+table, fmt, margin = _table, _f, _margin
+
+__all__ = ["Target", "fmt", "margin", "render", "table"]

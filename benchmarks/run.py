@@ -19,10 +19,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from benchmarks import fanout, harness, one_watch, report, startup
+from benchmarks import fanout, harness, one_watch, report, report_waiting, startup, waiting
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-PARTS = ("one-watch", "fanout", "startup")
+PARTS = ("one-watch", "fanout", "startup", "fanout-10k", "waiting")
+#: The parts that measure a fleet of migrations (`--fleet-scale` runs only these).
+FLEET_PARTS = ("fanout-10k", "waiting")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="small sizes, 1 run each (~2.5 min); no RESULTS.md"
     )
     parser.add_argument("--only", choices=PARTS, action="append", help="run only this part")
+    parser.add_argument(
+        "--fleet-scale",
+        action="store_true",
+        help="run only the fleet parts: fanout-10k and waiting (same as --only for each)",
+    )
     parser.add_argument("--runs", type=int, help="runs per figure (default 3; quick 1)")
     parser.add_argument("--polls", type=int, help="polls of one watch (default 200; quick 50)")
     parser.add_argument(
@@ -47,6 +54,28 @@ def _parser() -> argparse.ArgumentParser:
         "--fanout-seconds", type=float, help="fan-out period, seconds (default 30; quick 15)"
     )
     parser.add_argument("--fanout-interval", type=float, default=5.0, help="fan-out interval (s)")
+    parser.add_argument(
+        "--large-fanout", type=int, help="tasks of the fanout-10k part (default 10000; quick 2000)"
+    )
+    parser.add_argument(
+        "--waiting-fleet-sizes", help="waiting migrations, one fleet run (default 100,1000)"
+    )
+    parser.add_argument(
+        "--waiting-runbook-sizes",
+        help="waiting migrations, a runbook each (default 20,100; quick 5)",
+    )
+    parser.add_argument(
+        "--waiting-interval", type=float, default=15.0, help="waiting: poll interval (s)"
+    )
+    parser.add_argument(
+        "--waiting-window", type=float, help="waiting: measured window (s; default 60, quick 30)"
+    )
+    parser.add_argument(
+        "--waiting-extrapolate",
+        type=int,
+        default=1000,
+        help="runbooks not run at this count: extrapolated from the largest measured count",
+    )
     parser.add_argument("--page-size", type=int, default=1000, help="ours: list page size")
     parser.add_argument("--concurrency", type=int, default=10, help="ours: max_concurrency")
     parser.add_argument("--rps", type=float, default=10000.0, help="ours: max_requests_per_second")
@@ -89,10 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.fanout_sizes,
             args.fanout_seconds,
             args.samples,
+            args.large_fanout,
+            args.waiting_fleet_sizes,
+            args.waiting_runbook_sizes,
+            args.waiting_window,
         )
     )
     # A profiled child is slowed by its sampler: its figures never go into RESULTS.md.
-    full = not quick and not sized and not args.only and args.profile is None
+    full = (
+        not quick and not sized and not args.only and not args.fleet_scale and args.profile is None
+    )
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
         harness.profile_dir = args.profile
@@ -112,9 +147,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs=runs,
         seed=args.seed,
     )
+    large_fanout = fanout.FanoutSettings(
+        **{
+            **vars(fanout_settings),
+            "sizes": [args.large_fanout or (2000 if quick else 10000)],
+        }
+    )
+    waiting_settings = waiting.WaitingSettings(
+        fleet_sizes=_sizes(args.waiting_fleet_sizes or "100,1000"),
+        runbook_sizes=_sizes(args.waiting_runbook_sizes or ("5" if quick else "20,100")),
+        extrapolate_to=args.waiting_extrapolate,
+        interval=args.waiting_interval,
+        window=args.waiting_window or (30.0 if quick else 60.0),
+    )
     if small_polls >= polls:
         _parser().error(f"--small-polls ({small_polls}) must be below --polls ({polls})")
-    parts = args.only or list(PARTS)
+    parts = [*(args.only or []), *(FLEET_PARTS if args.fleet_scale else ())] or list(PARTS)
     output = args.output or (RESULTS if full else None)
     command = f"{_interpreter()} -m benchmarks " + shlex.join(
         list(argv) if argv is not None else sys.argv[1:]
@@ -131,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     one_watch_results = None
     fanout_results = None
     startup_results = None
+    large_results: list[fanout.FanoutMeasurement] = []
+    waiting_results = None
     try:
         with ExitStack() as stack:
             if "one-watch" in parts or "startup" in parts:
@@ -169,6 +219,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{runs} run(s)"
             )
             fanout_results = fanout.run(fanout_settings, workdir, _say)
+        if "fanout-10k" in parts:
+            _say(
+                f"(b) fan-out, ours only: {large_fanout.sizes} tasks, "
+                f"{large_fanout.period:g} s, {runs} run(s)"
+            )
+            large_results = fanout.run(large_fanout, workdir, _say, variants=("ours",))
+        if "waiting" in parts:
+            _say(
+                f"(d) waiting migrations: fleet {waiting_settings.fleet_sizes}, runbooks "
+                f"{waiting_settings.runbook_sizes}, {waiting_settings.interval:g} s interval, "
+                f"{waiting_settings.window:g} s window"
+            )
+            with ExitStack() as stack:
+                prefect = _prefect(stack, workdir, "waiting")
+                waiting_results = waiting.run(waiting_settings, prefect, workdir, _say)
     except harness.BenchmarkError as error:
         _say(f"benchmark failed: {error}\n(logs in {workdir})")
         return 1
@@ -184,16 +249,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{fanout_settings.interval:g} s"
         ),
         "start-up samples": samples,
+        "fan-out, ours only: tasks": large_fanout.sizes,
+        "waiting: fleet / runbooks / interval / window": (
+            f"{waiting_settings.fleet_sizes} / {waiting_settings.runbook_sizes} / "
+            f"{waiting_settings.interval:g} s / {waiting_settings.window:g} s"
+        ),
     }
+    extra: list[tuple[list[str], list[report.Target]]] = []
+    if waiting_results is not None:
+        extra.append(report_waiting.section(waiting_results, waiting_settings))
     text = report.render(
         command=command,
         machine=machine,
         settings=settings,
         one_watch=one_watch_results,
-        fanout=fanout_results,
-        fanout_settings=fanout_settings,
+        fanout=[*(fanout_results or []), *large_results]
+        if fanout_results or large_results
+        else None,
+        fanout_settings=fanout.FanoutSettings(
+            **{
+                **vars(fanout_settings),
+                "sizes": [
+                    *(fanout_settings.sizes if fanout_results else []),
+                    *(large_fanout.sizes if large_results else []),
+                ],
+            }
+        ),
         startup=startup_results,
         notes=notes,
+        extra=extra,
     )
     print("\n" + text)
     raw = {
@@ -221,25 +305,35 @@ def _one_watch_services(
     sandbox = stack.enter_context(
         harness.sandbox_process(scenario_file, "polls", workdir / "sandbox-one-watch.log")
     )
-    home = workdir / "prefect-server"
-    home.mkdir()
-    _say("starting a Prefect server (SQLite) ...")
-    server = stack.enter_context(
-        harness.prefect_server(home, workdir / "prefect-server.log", harness.free_port())
-    )
-    client_home = workdir / "prefect-client"
-    client_home.mkdir()
-    env = harness.child_env(PREFECT_API_URL=server.url, PREFECT_HOME=str(client_home))
-    prefect = one_watch.PrefectContext(server, env)
+    prefect = _prefect(stack, workdir, "one-watch")
     config = one_watch.child_config(sandbox)
     harness.run_child(
         "benchmarks.one_watch",
         ["save-blocks"],
-        env={**env, "BENCH_CONFIG": json.dumps(config)},
+        env={**prefect.env, "BENCH_CONFIG": json.dumps(config)},
         log=workdir / "save-blocks.log",
         timeout=300,
     )
     return sandbox, prefect
+
+
+def _prefect(stack: ExitStack, workdir: Path, name: str) -> one_watch.PrefectContext:
+    """A fresh Prefect server (SQLite) for one part, and a client environment for it."""
+    home = workdir / f"prefect-server-{name}"
+    home.mkdir()
+    _say("starting a Prefect server (SQLite) ...")
+    server = stack.enter_context(
+        harness.prefect_server(home, workdir / f"prefect-server-{name}.log", harness.free_port())
+    )
+    client_home = workdir / f"prefect-client-{name}"
+    client_home.mkdir()
+    env = harness.child_env(PREFECT_API_URL=server.url, PREFECT_HOME=str(client_home))
+    return one_watch.PrefectContext(server, env)
+
+
+def _sizes(text: str) -> list[int]:
+    """`100,1000` as [100, 1000]; an empty text as no sizes."""
+    return [int(size) for size in text.split(",") if size.strip()]
 
 
 __all__ = ["main"]
