@@ -55,7 +55,7 @@ from flows.handover import (
     verified,
 )
 from flows.notify import check_notification_blocks, notify_migration
-from flows.polling import WatchSettings, open_client
+from flows.polling import WatchSettings, open_client, read_stats
 from flows.saved_blocks import aload_block
 from flows.timeline import RunTimeline, add_row, recording
 from flows.wait import watch_migration_task
@@ -247,8 +247,8 @@ async def _verify(
         run.task = task
         verified(task, plan.cutover)
         async with open_client(await aload_credentials(run.credentials)) as client:
-            try:
-                stats = await client.show_migration_task_stats(task_id)
+            try:  # a passing outage is ridden out: a blip must not roll back a good exchange
+                stats = await read_stats(client, task_id)
             except DcsError as error:
                 msg = (
                     f"after {CUTOVER_WORDS[plan.cutover]}, the stats of migration task "

@@ -23,9 +23,9 @@ an observer that writes logs, events and artifacts. The loops only decide:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import ValidationError
 
@@ -47,6 +47,8 @@ from flows import clock
 Until = Literal["auto", "success", "ready_for_cutover"]
 UNTIL_VALUES: tuple[str, ...] = get_args(Until)
 #: Statuses during which `show_migration_task_stats` reports a full-migration progress.
+T = TypeVar("T")
+
 _PROGRESS_STATUSES = frozenset({MigrationStatus.MIGRATING, MigrationStatus.FULLMIGRATING})
 
 
@@ -94,14 +96,13 @@ async def confirm_listed(client: AsyncDcsClient, task: MigrationTask) -> None:
     )
 
 
-async def read_task(
-    client: AsyncDcsClient,
-    task_id: str,
+async def patiently(
+    call: Callable[[], Awaitable[T]],
     *,
     patience_seconds: float = 600.0,
     interval_seconds: float = 5.0,
-) -> MigrationTask:
-    """One read of a task that rides out transient or garbled answers, as a watch does, for a while.
+) -> T:
+    """`call()`, riding out transient or garbled answers as a watch does, for a while.
 
     The reads a runbook makes outside a watch (before and after the cutover) need the same
     patience: one gateway page must not fail a migration that is fine.
@@ -110,11 +111,31 @@ async def read_task(
     deadline = time.monotonic() + patience_seconds
     while True:
         try:
-            return await client.show_migration_task(task_id)
+            return await call()
         except DcsError as error:
             if not is_transient_or_garbled(error) or time.monotonic() >= deadline:
                 raise
         await time.sleep(interval_seconds)
+
+
+async def read_task(
+    client: AsyncDcsClient,
+    task_id: str,
+    *,
+    patience_seconds: float = 600.0,
+    interval_seconds: float = 5.0,
+) -> MigrationTask:
+    """One read of a task, patiently (see `patiently`)."""
+    return await patiently(
+        lambda: client.show_migration_task(task_id),
+        patience_seconds=patience_seconds,
+        interval_seconds=interval_seconds,
+    )
+
+
+async def read_stats(client: AsyncDcsClient, task_id: str) -> MigrationTaskStats:
+    """One read of a task's stats, patiently (see `patiently`)."""
+    return await patiently(lambda: client.show_migration_task_stats(task_id))
 
 
 @dataclass(frozen=True)
@@ -661,6 +682,8 @@ __all__ = [
     "is_done",
     "is_transient_or_garbled",
     "open_client",
+    "patiently",
+    "read_stats",
     "read_task",
     "watch_task",
     "watch_tasks",

@@ -120,3 +120,27 @@ async def test_a_rollback_that_fails_says_the_addresses_may_still_be_exchanged(
     assert "DCS console" in str(error)
     subjects = [subject for subject, _ in world.notifications()]
     assert sum("verification failed, rollback failed" in s for s in subjects) == 1, subjects
+
+
+#: More 500s in a row than the client's own retries (1 + 5), then the stats read answers.
+STATS_BLIP = [{"kind": "server_error", "routes": [STATS], "count": 8}]
+
+
+@pytest.mark.parametrize("faults", [pytest.param(STATS_BLIP, id="stats-blip")], indirect=True)
+async def test_a_passing_stats_outage_after_the_exchange_is_ridden_out_not_rolled_back(
+    world: World,
+) -> None:
+    """Eight 500s on the stats read after a good exchange: waited out, verified, no rollback."""
+    await world.save()
+    task_id = _existing_task(world, SYNCING)
+    parameters = world.parameters(
+        source_instance_addrs=None,
+        source_instance_id=SOURCE,
+        gate="off",
+        rollback_on_failed_verify=True,
+    )
+    summary = await migrate_instance(**parameters)
+    state = world.sandbox.state
+    assert (state.exchange_requests(task_id), state.rollback_requests(task_id)) == (1, 0)
+    assert summary.task_status == "EXCHANGE_SUCCESS"
+    assert summary.stats_after_cutover is not None
