@@ -174,11 +174,12 @@ def _assert_within_budget(stack: Stack, log: list[dict[str, Any]]) -> None:
         for r in log
         if r["route"] == "show_migration_task" and str(r["task_id"]).startswith("fan-")
     )
-    during = [t for t in times if fan_reads[0] <= t <= fan_reads[-1]] if fan_reads else []
+    assert len(fan_reads) >= len(FAN_OUT), f"{len(fan_reads)} fan-out reads"
+    during = [t for t in times if fan_reads[0] <= t <= fan_reads[-1]]
     figures = (
         f"budget {BUDGET.requests_per_second:g}/s, burst {BUDGET.burst}: ceiling {ceiling}"
         f" per 1 s; {len(times)} DCS requests ({len(fan_reads)} fan-out reads over"
-        f" {fan_reads[-1] - fan_reads[0] if fan_reads else 0:.0f} s), busiest second"
+        f" {fan_reads[-1] - fan_reads[0]:.0f} s), busiest second"
         f" {busiest}; while the fan-out read: {paced_rate(during, BUDGET.burst):.1f}/s;"
         f" windows {_window_counts(times)}"
     )
