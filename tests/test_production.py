@@ -162,6 +162,25 @@ async def test_twenty_runbooks_and_a_fan_out_on_two_workers_share_one_api_budget
         assert run.state.is_completed(), run.state.message
     assert await running_runs(stack) == []
     _assert_within_budget(stack, [r for r in request_log(stack) if r["clock_at"] > started])
+    # Shared, not each process pacing itself: a run that fell back says so once in its log.
+    fell_back = await _budget_fallbacks(stack, [fan_out, *runs.values()])
+    assert fell_back == [], fell_back
+
+
+async def _budget_fallbacks(stack: Stack, run_ids: list[UUID]) -> list[str]:
+    """The log lines of `run_ids` saying a run paced its own DCS requests (no shared budget)."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    lines: list[str] = []
+    async with prefect(stack) as client:
+        for offset in range(0, 100_000, 200):
+            page = await client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids)), limit=200, offset=offset
+            )
+            lines += [log.message for log in page if "DCS API budget:" in log.message]
+            if len(page) < 200:
+                return lines
+    return lines
 
 
 def _assert_within_budget(stack: Stack, log: list[dict[str, Any]]) -> None:
@@ -187,11 +206,11 @@ def _assert_within_budget(stack: Stack, log: list[dict[str, Any]]) -> None:
     print(figures)
     found = stack.sandbox()["tasks"]
     assert all(found[t]["reads"] >= 1 for t in FAN_OUT), "the fan-out missed some tasks"
+    # The fan-out alone would send 200 requests/s unpaced: only the budget holds it here.
+    # (How close to the ceiling the busiest second comes is a speed figure a loaded machine
+    # lowers, so it is reported, not asserted; that the runs shared the limit is checked
+    # from their logs.)
     assert busiest <= ceiling, figures
-    # Paced, not merely slow: the budget was used up to (about) its ceiling while the
-    # fan-out asked for ten times more. Unshared, every process pacing itself at the
-    # default 5/s, the fan-out and the runbooks sent less than the budget's rate.
-    assert busiest >= BUDGET.requests_per_second, figures
 
 
 def _window_counts(times: list[float]) -> dict[int, int]:
