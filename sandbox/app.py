@@ -2,8 +2,8 @@
 
 Every answer carries `X-Request-Id`. A request goes: fault drawn -> (fault "before") ->
 authentication -> project check -> handler -> (fault "after") -> recorded in the state.
-`GET /_sandbox/state`, `POST /_sandbox/reset` and `POST /_sandbox/advance?seconds=N` are
-the sandbox's own, not DCS's.
+`GET /_sandbox/state` (with the latest `?recent=N` request records), `POST /_sandbox/reset`
+and `POST /_sandbox/advance?seconds=N` are the sandbox's own, not DCS's.
 
 >>> import asyncio, httpx
 >>> from sandbox.clock import ManualClock
@@ -47,7 +47,7 @@ from sandbox.handlers import ApiError, Call, Handlers
 from sandbox.iam import TokenStore
 from sandbox.migrations import MigrationHandlers
 from sandbox.scenario import REFUSING_FAULTS, RouteName, Scenario, as_scenario
-from sandbox.state import RequestRecord, SandboxState
+from sandbox.state import MAX_RECORDS, RequestRecord, SandboxState
 
 Handler = Callable[[Request, Call], Awaitable[Response]]
 
@@ -129,6 +129,7 @@ class _Service:
     async def _serve(
         self, route: RouteName, handler: Handler, request: Request, *, public: bool
     ) -> Response:
+        arrived = self.state.clock_reading()
         call = Call(
             route=route,
             request_id=request.scope[_REQUEST_ID],
@@ -168,6 +169,7 @@ class _Service:
                     request_id=call.request_id,
                     task_id=call.task_id,
                     fault=call.fault,
+                    clock_at=arrived,
                 )
             )
 
@@ -195,7 +197,18 @@ class _Service:
     # -- the sandbox's own -----------------------------------------------------------
 
     async def admin_state(self, request: Request) -> Response:
-        return JSONResponse(self.state.as_dict())
+        raw = request.query_params.get("recent", "50")
+        try:
+            recent = int(raw)
+            if not 0 <= recent <= MAX_RECORDS:
+                raise ValueError(raw)
+        except ValueError:
+            message = (
+                f"recent={raw!r}: pass how many of the latest request records to show, "
+                f"0 to {MAX_RECORDS}, e.g. ?recent=1000"
+            )
+            return JSONResponse({"error": message}, status_code=400)
+        return JSONResponse(self.state.as_dict(recent))
 
     async def admin_reset(self, request: Request) -> Response:
         self.state.reset()
@@ -221,6 +234,7 @@ class _Service:
                 status=404,
                 auth=None,
                 request_id=request_id,
+                clock_at=self.state.clock_reading(),
             )
         )
         body = gateway_error_body(

@@ -44,6 +44,9 @@ class RequestRecord:
     request_id: str
     task_id: str | None = None
     fault: str | None = None
+    #: The sandbox clock when the request arrived. Unlike `at`, `/_sandbox/advance` does
+    #: not move it: requests per second are counted on it.
+    clock_at: float | None = None
 
 
 class SandboxState:
@@ -82,6 +85,10 @@ class SandboxState:
         """The wall-clock moment of scenario time 0 (task `created_at`)."""
         with self._lock:
             return self._origin
+
+    def clock_reading(self) -> float:
+        """The sandbox clock now (real seconds times the speed), unmoved by `advance`."""
+        return self._clock()
 
     def reset(self) -> None:
         """Start the scenario again: time 0 now, no events, no request records."""
@@ -247,26 +254,35 @@ class SandboxState:
     # -- the admin view --------------------------------------------------------------
 
     def as_dict(self, recent: int = 50) -> dict[str, Any]:
-        """The JSON of `GET /_sandbox/state` (no secret in it)."""
+        """The JSON of `GET /_sandbox/state` (no secret in it); the last `recent` requests."""
         records = self.requests
+        # One pass over the log for every task's counts: thousands of tasks times
+        # thousands of records, counted per task, would take the sandbox seconds.
+        by_task = Counter((record.route, record.task_id) for record in records)
+        reads = Counter(
+            record.task_id
+            for record in records
+            if record.route == "show_migration_task" and record.status == 200
+        )
         tasks: dict[str, Any] = {}
         for script in self.scripts():
-            snap = self.task(script.task_id)
-            tasks[script.task_id] = {
+            task_id = script.task_id
+            snap = self.task(task_id)
+            tasks[task_id] = {
                 "task_name": script.task_name,
                 "status": snap.status,
                 "task_status": snap.task_status,
                 "full_migration_progress": round(snap.progress, 2),
                 "deleted": snap.deleted,
                 "detail_reads_success": snap.detail_reads_success,
-                "reads": self.count("show_migration_task", task_id=script.task_id, status=200),
+                "reads": reads[task_id],
                 "addresses_swapped": snap.addresses_swapped,
-                "exchange_requests": self.exchange_requests(script.task_id),
-                "exchanges": self.exchanges(script.task_id),
-                "rollback_requests": self.rollback_requests(script.task_id),
-                "rollbacks": self.rollbacks(script.task_id),
-                "stop_requests": self.stop_requests(script.task_id),
-                "stopped_at": self.events(script.task_id).stop_at,
+                "exchange_requests": by_task["exchange_instance_ip", task_id],
+                "exchanges": self.exchanges(task_id),
+                "rollback_requests": by_task["rollback_exchange_instance_ip", task_id],
+                "rollbacks": self.rollbacks(task_id),
+                "stop_requests": by_task["stop_migration_task", task_id],
+                "stopped_at": self.events(task_id).stop_at,
             }
         return {
             "sandbox": "local DCS emulator: this view is not part of the DCS API",
@@ -294,8 +310,9 @@ class SandboxState:
                     "task_id": record.task_id,
                     "fault": record.fault,
                     "request_id": record.request_id,
+                    "clock_at": record.clock_at,
                 }
-                for record in records[-recent:]
+                for record in (records[-recent:] if recent > 0 else [])
             ],
         }
 

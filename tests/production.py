@@ -1,11 +1,12 @@
 """The production-shaped stack: PostgreSQL, two process workers, twenty runbooks at once.
 
 One stack serves every test of `tests/test_production.py` (the stack working, then the
-faults of a long watch): each test has its own group of twenty DCS tasks, so the cutover
+faults of a long watch): each test has its own group of DCS tasks, so the cutover
 records (Prefect Variables) and exchange counts of one test never meet another's. Group
 `n` stays in full migration for `n` scenario hours: a test takes its group to "ready" by
 moving the sandbox on (`POST /_sandbox/advance`), which leaves every later group waiting.
-The runbooks' parameters live in `RUNBOOK_PARAMETERS` only.
+The runbooks' parameters live in `RUNBOOK_PARAMETERS` only. A thousand more tasks, the
+fan-out's, end their full migration half an hour in (before every group gets ready).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from uuid import UUID
 
 import httpx
 
+from sandbox.state import MAX_RECORDS
 from tests.postgres import Postgres, running_postgres
-from tests.stack import ROOT, Stack, final, prefect, running_stack, start, until
+from tests.stack import ROOT, Stack, prefect, running_stack, start, until
 
 RUNBOOK = "dcs-migration-runbook/manual"
 #: Every runbook of these tests gets these (plus its task_id): change them here only.
@@ -31,9 +33,13 @@ RUNBOOK_PARAMETERS: dict[str, Any] = {
     "require_approval": False,  # the deployment asks for approval by default
     "poll_interval_seconds": 1.0,
 }
-#: The tests' groups of twenty tasks, in the order their full migrations end.
-GROUPS = ("auto", "pg", "outage", "crash")
-GROUP_SIZE = 20
+#: The tests' groups of tasks, in the order their full migrations end, and their sizes.
+#: The issue asks for twenty runbooks on the happy path and "while 20 runbooks wait" for
+#: the server outage; for PostgreSQL restarted and a worker killed it says "while runbooks
+#: wait": seven there (both workers run some) spare 26 flow-run processes, ~2 min of CPU.
+GROUPS = {"auto": 20, "pg": 7, "outage": 20, "crash": 7}
+#: The fan-out's tasks: in full migration until `FAN_OUT_DONE_AT`, then SUCCESS.
+FAN_OUT = [f"fan-{n:04d}" for n in range(1, 1001)]
 #: Scenario seconds between two groups getting ready.
 HOUR = 3600
 ZOMBIES = ROOT / "deployments" / "crash-zombie-runs.yaml"
@@ -42,26 +48,31 @@ ZOMBIES = ROOT / "deployments" / "crash-zombie-runs.yaml"
 HEARTBEAT_SECONDS = 30
 
 
+FAN_OUT_DONE_AT = HOUR / 2
+
+
 @dataclass(frozen=True)
 class Group:
-    """One test's twenty DCS tasks, ready after `ready_at` scenario seconds."""
+    """One test's DCS tasks, ready after `ready_at` scenario seconds."""
 
     name: str
     ready_at: float
+    size: int
 
     @property
     def task_ids(self) -> list[str]:
-        return [f"{self.name}-{n:02d}" for n in range(1, GROUP_SIZE + 1)]
+        return [f"{self.name}-{n:02d}" for n in range(1, self.size + 1)]
 
 
 def group(name: str) -> Group:
     """The group of tasks a test owns."""
-    return Group(name, (GROUPS.index(name) + 1) * HOUR)
+    return Group(name, (list(GROUPS).index(name) + 1) * HOUR, GROUPS[name])
 
 
 def write_scenario(path: Path) -> Path:
-    """The sandbox's scenario: every group's tasks, each exchanged in 2 s when asked."""
-    tasks = [
+    """The sandbox's scenario: every group's tasks, each exchanged in 2 s when asked, and
+    the fan-out's."""
+    tasks: list[dict[str, Any]] = [
         {
             "task_id": task_id,
             "task_name": task_id,
@@ -75,8 +86,21 @@ def write_scenario(path: Path) -> Path:
         for g in map(group, GROUPS)
         for task_id in g.task_ids
     ]
+    # Never ready for cutover: the automatic cutover must not take them up.
+    tasks += [
+        {
+            "task_id": task_id,
+            "task_name": task_id,
+            "migration_type": "online_migration",
+            "steps": [
+                {"status": "FULLMIGRATING", "seconds": FAN_OUT_DONE_AT, "progress_to": 100},
+                {"status": "SUCCESS"},
+            ],
+        }
+        for task_id in FAN_OUT
+    ]
     scenario = {
-        "description": "production-shaped: a group of twenty runbooks per test",
+        "description": "production-shaped: a group of runbooks per test, and a fan-out",
         "speed": 1,
         "tasks": tasks,
     }
@@ -96,6 +120,9 @@ def production_stack(logs: Path) -> Iterator[tuple[Stack, Postgres]]:
             workers=2,
             automations=(ZOMBIES,),
             PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT_SECONDS),
+            # The tests start the sensor themselves: its schedule would start a flow run
+            # (a process, seconds of CPU) every 2 minutes, at moments no test chose.
+            PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
         ) as stack,
     ):
         yield stack, database
@@ -109,10 +136,11 @@ def make_ready(stack: Stack, tasks: Group) -> None:
     stack.advance_sandbox(max(0.0, tasks.ready_at - elapsed + 1))
 
 
-async def start_runbooks(stack: Stack, tasks: Group) -> dict[str, UUID]:
+async def start_runbooks(stack: Stack, tasks: Group, **parameters: Any) -> dict[str, UUID]:
     """One manual runbook per task of the group, all at once; their run ids by task."""
+    given = {**RUNBOOK_PARAMETERS, **parameters}
     ids = await asyncio.gather(
-        *(start(stack, RUNBOOK, {"task_id": t, **RUNBOOK_PARAMETERS}) for t in tasks.task_ids)
+        *(start(stack, RUNBOOK, {"task_id": t, **given}) for t in tasks.task_ids)
     )
     return dict(zip(tasks.task_ids, ids, strict=True))
 
@@ -136,9 +164,19 @@ async def all_watching(
 
 
 async def all_final(stack: Stack, runs: dict[str, UUID], timeout: float = 300) -> dict[str, Any]:
-    """Each run once final (bounded wait): the flow runs by task."""
-    found = await asyncio.gather(*(final(stack, run, timeout) for run in runs.values()))
-    return dict(zip(runs, found, strict=True))
+    """Each run once final (bounded wait): the flow runs by task, all read in one call a look."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    wanted = FlowRunFilter(id=FlowRunFilterId(any_=list(runs.values())))
+    async with prefect(stack) as client:
+
+        async def finished() -> dict[UUID, Any] | None:
+            found = await client.read_flow_runs(flow_run_filter=wanted, limit=len(runs))
+            done = {run.id: run for run in found if run.state is not None and run.state.is_final()}
+            return done if len(done) == len(runs) else None
+
+        done = await until(stack, f"not every run of {list(runs)} ended", finished, timeout)
+    return {task_id: done[run] for task_id, run in runs.items()}
 
 
 def exchanges(stack: Stack, tasks: Group) -> dict[str, int]:
@@ -169,7 +207,43 @@ async def all_completed_once(stack: Stack, tasks: Group, runs: dict[str, UUID]) 
     assert exchanges(stack, tasks) == dict.fromkeys(tasks.task_ids, 1)
 
 
+def request_log(stack: Stack) -> list[dict[str, Any]]:
+    """Every request the sandbox recorded so far (it keeps the last `MAX_RECORDS`)."""
+    url = f"{stack.sandbox_url}/_sandbox/state"
+    found = httpx.get(url, params={"recent": MAX_RECORDS}, timeout=30).json()["recent_requests"]
+    return list(found)
+
+
+FAN_OUT_DEPLOYMENT = "wait-for-migration-tasks/fan-out"
+
+
+async def deploy_fan_out(stack: Stack) -> None:
+    """`wait_for_migration_tasks` as a deployment on the stack's pool (code from this checkout)."""
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.wait import wait_for_migration_tasks
+
+    schema = parameter_schema(wait_for_migration_tasks.fn).model_dump_for_openapi()
+    async with prefect(stack) as client:
+        flow_id = await client.create_flow_from_name("wait-for-migration-tasks")
+        await client.create_deployment(
+            flow_id=flow_id,
+            name="fan-out",
+            work_pool_name="dcs-process",
+            work_queue_name="default",
+            entrypoint="flows/wait.py:wait_for_migration_tasks",
+            path=str(ROOT),
+            parameter_openapi_schema=schema,
+            pull_steps=[
+                {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
+            ],
+        )
+
+
 __all__ = [
+    "FAN_OUT",
+    "FAN_OUT_DEPLOYMENT",
+    "FAN_OUT_DONE_AT",
     "GROUPS",
     "HEARTBEAT_SECONDS",
     "RUNBOOK",
@@ -178,11 +252,13 @@ __all__ = [
     "all_completed_once",
     "all_final",
     "all_watching",
+    "deploy_fan_out",
     "exchanges",
     "group",
     "make_ready",
     "production_stack",
     "reads",
+    "request_log",
     "running_runs",
     "start_runbooks",
     "write_scenario",

@@ -7,7 +7,6 @@ times anything: the sandbox's request log is counted per one-second window.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 import subprocess
 import sys
@@ -27,27 +26,13 @@ from sandbox.scenario import MigrationScript, Scenario
 from sandbox.server import SandboxHandle, serve
 from tests.budget_worker import read_together
 from tests.processes import base_env
+from tests.windows import busiest_second, paced_rate
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE, BURST = 5.0, 5
 BUDGET = Budget(requests_per_second=RATE, burst=BURST)
-
-
-def busiest_second(times: list[float]) -> int:
-    """The most requests that arrived within any one second (a window at each arrival)."""
-    ordered = sorted(times)
-    return max(
-        (bisect.bisect_left(ordered, start + 1.0) - i for i, start in enumerate(ordered)),
-        default=0,
-    )
-
-
-def paced_rate(times: list[float], burst: int) -> float:
-    """Requests per second after the first burst: the rate a token bucket would give."""
-    ordered = sorted(times)
-    return (len(ordered) - burst) / (ordered[-1] - ordered[0])
 
 
 def reads_of(sandbox: SandboxHandle) -> list[float]:

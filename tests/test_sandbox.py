@@ -434,3 +434,24 @@ async def test_advance_moves_every_task_on_at_once(client: httpx.AsyncClient) ->
         refused = await client.post("/_sandbox/advance", params={"seconds": bad})
         assert refused.status_code == 400
         assert f"seconds={bad!r}" in refused.json()["error"]
+
+
+async def test_admin_state_shows_the_request_log_on_a_clock_advance_does_not_move(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """?recent=N lists the last N requests with `clock_at`, which /_sandbox/advance leaves."""
+    await show(client, "inc")
+    clock.advance(1.5)
+    assert (await client.post("/_sandbox/advance", params={"seconds": 3600})).status_code == 200
+    await show(client, "full")
+    recent = (await client.get("/_sandbox/state", params={"recent": 2})).json()["recent_requests"]
+    assert [r["task_id"] for r in recent] == ["inc", "full"]
+    assert recent[1]["at"] - recent[0]["at"] == pytest.approx(3601.5)
+    assert recent[1]["clock_at"] - recent[0]["clock_at"] == pytest.approx(1.5)
+    assert (await client.get("/_sandbox/state", params={"recent": 0})).json()[
+        "recent_requests"
+    ] == []
+    for bad in ("-1", "many", "10001"):
+        refused = await client.get("/_sandbox/state", params={"recent": bad})
+        assert refused.status_code == 400
+        assert f"recent={bad!r}" in refused.json()["error"]
