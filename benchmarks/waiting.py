@@ -196,6 +196,16 @@ def _available_mb() -> float:
     return float("nan")
 
 
+def _states_or_busy(api_url: str, run_ids: list[str], say: Callable[[str], None]) -> dict[str, int]:
+    """`_states`, or {} while the Prefect server is too busy to answer (100 runs starting
+    at once on SQLite kept it past a 60 s timeout): the caller's deadline still holds."""
+    try:
+        return _states(api_url, run_ids)
+    except httpx.HTTPError as error:
+        say(f"    the Prefect server did not answer the state count ({error!r}); asking again")
+        return {}
+
+
 def _states(api_url: str, run_ids: list[str]) -> dict[str, int]:
     """How many of the flow runs are in each state type."""
     counts: dict[str, int] = {}
@@ -281,7 +291,7 @@ def _measure_running(
     # Starting 100 interpreters on 2 shared cores takes minutes: allow ~4 s of each.
     deadline = created + 120 + 4 * len(run_ids)
     while True:
-        states = _states(prefect.server.url, run_ids)
+        states = _states_or_busy(prefect.server.url, run_ids, say)
         if states.get("RUNNING", 0) == len(run_ids):
             break
         ended = {kind: n for kind, n in states.items() if kind not in ("SCHEDULED", "PENDING")}

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from benchmarks import harness, report_waiting, waiting
@@ -122,3 +123,18 @@ def test_a_child_process_is_found_measured_and_stopped() -> None:
         if child.poll() is None:
             child.kill()
             child.wait(timeout=10)
+
+
+def test_a_prefect_server_too_busy_to_count_states_is_asked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A timed-out state count is {} (asked again before the deadline), not a crash."""
+    said: list[str] = []
+
+    def timeout(*_: object, **__: object) -> None:
+        raise httpx.ReadTimeout("timed out")
+
+    monkeypatch.setattr(httpx, "post", timeout)
+    assert waiting._states_or_busy("http://127.0.0.1:1/api", ["a"], said.append) == {}
+    assert len(said) == 1
+    assert "did not answer" in said[0]
