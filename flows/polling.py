@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, get_args
 
@@ -440,7 +441,8 @@ async def watch_tasks(
 
     With `list_threshold` or more tasks still pending, each round reads every status from
     the list endpoint (one request per page of `page_size`) and fetches a task's details
-    only when its status changed, those the list shows finished first; the first look at
+    only when its status changed, as soon as the page showing it arrives (those a page
+    shows finished first); the first look at
     a task in progress is its list item (`MigrationTaskSummary.as_task`), so no detail
     read at all until it changes. With fewer, it fetches each pending task's details.
     Each read is taken in (and the observer told) as soon as it arrives. Rounds start one
@@ -468,8 +470,9 @@ async def watch_tasks(
 class _FanOut:
     """One fan-out watch in progress: rounds one interval apart until no task is pending.
 
-    A round decides what to read (`_to_read`: from the list, or every pending task), then
-    reads it (`_read_all`), taking in each answer as it arrives (`_take`).
+    A round lists the tasks a page at a time and starts reading the tasks each page shows
+    changed as soon as that page arrives (`_list_and_read`), or reads every pending task
+    (`_start`); each answer is taken in as it arrives (`_take`).
     """
 
     def __init__(
@@ -505,7 +508,7 @@ class _FanOut:
         deadline = self.time.monotonic() + self.settings.timeout_seconds
         while pending := self._pending():
             round_started = self.time.monotonic()
-            await self._read_all(await self._to_read(pending))
+            await self._round(pending)
             remaining = deadline - self.time.monotonic()
             if remaining <= 0:
                 await self._time_out()
@@ -516,32 +519,51 @@ class _FanOut:
     def _pending(self) -> list[str]:
         return [task_id for task_id in self.watches if task_id not in self.outcomes]
 
-    # -- deciding what to read ------------------------------------------------------------
+    # -- one round ------------------------------------------------------------------------
 
-    async def _to_read(self, pending: list[str]) -> list[str]:
-        """The tasks whose details this round reads; first looks from the list taken in."""
+    async def _round(self, pending: list[str]) -> None:
+        """Read what this round needs, taking in each read as it arrives."""
         self.listed = {}
-        if not (self.use_list and len(pending) >= self.list_threshold):
-            return pending
+        reads: dict[asyncio.Future[tuple[str, MigrationTask | DcsError]], str] = {}
         try:
-            listed = await self._list_all()
-        except DcsError as error:
-            return await self._list_failed(error, pending)
-        self.list_streak = 0
-        self.listed = listed
-        return await self._sort_out(listed, pending)
+            if self.use_list and len(pending) >= self.list_threshold:
+                await self._list_and_read(pending, reads)
+            else:
+                self._start(pending, reads)
+            for arrival in asyncio.as_completed(list(reads)):
+                await self._take(*await arrival)
+        finally:
+            for unfinished in reads:
+                unfinished.cancel()
+            await asyncio.gather(*reads, return_exceptions=True)
 
-    async def _list_all(self) -> dict[str, MigrationTaskSummary]:
-        """Every task's summary by id, read a page per request, each page paced."""
-        listed: dict[str, MigrationTaskSummary] = {}
+    async def _list_and_read(
+        self,
+        pending: list[str],
+        reads: dict[asyncio.Future[tuple[str, MigrationTask | DcsError]], str],
+    ) -> None:
+        """List every task, a page per request, each page paced; the changed tasks a page
+        shows are read as soon as it arrives, those it shows finished first. First looks
+        come from the list; the tasks no page showed are read once all pages are in."""
+        waiting = set(pending)
         pages = self.client.iter_migration_task_pages(
             page_size=self.page_size, pace=self.limiter.acquire
         )
-        async for page in pages:
-            for summary in page.migration_tasks:
-                if summary.task_id is not None:
-                    listed[summary.task_id] = summary
-        return listed
+        try:
+            async with aclosing(pages):
+                async for page in pages:
+                    shown = {s.task_id: s for s in page.migration_tasks if s.task_id is not None}
+                    self.listed.update(shown)
+                    here = waiting & shown.keys()
+                    on_page = [task_id for task_id in pending if task_id in here]
+                    waiting -= here
+                    self._start(await self._sort_out(shown, on_page), reads)
+                    await self._take_arrived(reads)
+        except DcsError as error:
+            self._start(await self._list_failed(error, [t for t in pending if t in waiting]), reads)
+            return
+        self.list_streak = 0
+        self._start(await self._sort_out(self.listed, [t for t in pending if t in waiting]), reads)
 
     async def _list_failed(self, error: DcsError, pending: list[str]) -> list[str]:
         """What to read after the list failed: each task when listing is refused, else
@@ -582,16 +604,22 @@ class _FanOut:
 
     # -- reading, and taking in what arrives ----------------------------------------------
 
-    async def _read_all(self, task_ids: list[str]) -> None:
-        """Read the details of `task_ids` at once, within the limits, as they arrive."""
-        reads = [asyncio.ensure_future(self._read(task_id)) for task_id in task_ids]
-        try:
-            for arrival in asyncio.as_completed(reads):
-                await self._take(*await arrival)
-        finally:
-            for unfinished in reads:
-                unfinished.cancel()
-            await asyncio.gather(*reads, return_exceptions=True)
+    def _start(
+        self,
+        task_ids: list[str],
+        reads: dict[asyncio.Future[tuple[str, MigrationTask | DcsError]], str],
+    ) -> None:
+        """Start reading the details of `task_ids`; each waits for its slot and the limit."""
+        for task_id in task_ids:
+            reads[asyncio.ensure_future(self._read(task_id))] = task_id
+
+    async def _take_arrived(
+        self, reads: dict[asyncio.Future[tuple[str, MigrationTask | DcsError]], str]
+    ) -> None:
+        """Take in the reads that have arrived so far (between two list pages)."""
+        for arrived in [read for read in reads if read.done()]:
+            del reads[arrived]
+            await self._take(*arrived.result())
 
     async def _read(self, task_id: str) -> tuple[str, MigrationTask | DcsError]:
         async with self.slots:

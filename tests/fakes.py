@@ -115,8 +115,9 @@ class FakeDcs:
         self.scripts = {task_id: list(steps) for task_id, steps in (scripts or {}).items()}
         self.position: Counter[str] = Counter()
         # advance_on_list: time moves with each list request (a round of a fan-out watch),
-        # and detail reads show what the last list showed.
+        # and detail reads show what the last list page showing the task showed.
         self.advance_on_list = advance_on_list
+        self.listed_position: dict[str, int] = {}
         self.progress = list(progress or [])
         self.stats: list[StatsStep] = list(stats or [CAUGHT_UP])
         # A task's own stats steps, instead of the shared `stats` (a fleet of tasks).
@@ -199,7 +200,8 @@ class FakeDcs:
     def _next(self, task_id: str) -> Step:
         if self.advance_on_list:
             steps = self.scripts[task_id]
-            return steps[min(max(self.position[task_id] - 1, 0), len(steps) - 1)]
+            shown = self.listed_position.get(task_id, max(self.position[task_id] - 1, 0))
+            return steps[min(shown, len(steps) - 1)]
         step = self.status_of(task_id)
         self.position[task_id] += 1
         return step
@@ -307,6 +309,8 @@ class FakeDcs:
                 if name is None or name in entry["task_name"]:  # a name search matches a part
                     tasks.append(entry)
         page = tasks[offset : offset + limit]
+        for entry in page:
+            self.listed_position[entry["task_id"]] = self.position[entry["task_id"]]
         if self.advance_on_list and offset + limit >= len(tasks):
             for task_id in self.scripts:  # the round is over once its last page is read
                 self.position[task_id] += 1

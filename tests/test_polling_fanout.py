@@ -90,6 +90,46 @@ def test_fan_out_reads_statuses_a_page_at_a_time(fake_time: FakeTime) -> None:
     assert dcs.requests["list"] <= 3 * (max(len(s) for s in scripts.values()) + 1)
 
 
+def test_fan_out_reads_what_a_page_shows_before_the_next_page(fake_time: FakeTime) -> None:
+    """A change on the first page is read while the later pages are still to come: the
+    second page is answered only once that read has been (it would wait in vain if the
+    watch read nothing until the whole list was in)."""
+    dcs = ScriptedDcs(
+        {"early": ["MIGRATING", "SUCCESS"], "late": ["MIGRATING", "MIGRATING", "SUCCESS"]},
+        advance_on_list=True,
+    )
+    early_read = asyncio.Event()
+    order: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        query = request.url.query.decode()
+        listing = request.url.path.endswith("/migration-tasks")
+        if listing and "offset=1" in query and dcs.requests["list"] > 2:
+            await asyncio.wait_for(early_read.wait(), timeout=10)
+        status, content = dcs.answer(request.method, request.url.path, query)
+        order.append(f"list {query}" if listing else request.url.path.rsplit("/", 1)[-1])
+        if request.url.path.endswith("/early"):
+            early_read.set()
+        return httpx.Response(status, content=content)
+
+    async def run() -> dict[str, Any]:
+        async with client_answered_by(handler) as client:
+            return await watch_tasks(
+                client,
+                ["early", "late"],
+                WatchSettings(poll_interval_seconds=5),
+                page_size=1,
+                list_threshold=1,
+            )
+
+    outcomes = asyncio.run(run())
+    assert all(outcome.ok for outcome in outcomes.values())
+    # Round 2: page 1 shows "early" finished; its read comes before page 2 is answered.
+    second_round = order[order.index("early") - 1 :]
+    assert second_round[:3] == ["list offset=0&limit=1", "early", "list offset=1&limit=1"]
+    assert dcs.requests["show"] == 2
+
+
 def test_fan_out_bounds_concurrency(fake_time: FakeTime) -> None:
     """Never more requests in flight than max_concurrency."""
     in_flight = 0
