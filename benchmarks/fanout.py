@@ -39,14 +39,21 @@ from benchmarks import harness
 from benchmarks.sdk import TERMINAL_STATUSES, sdk_client, sdk_status
 
 VARIANTS = ("ours", "sdk")
+#: `ours` with `FanoutSettings.narrow_concurrency` requests in flight instead of `concurrency`.
+NARROW = "ours-narrow"
+#: A task that does not flip stays in progress this many periods: never within the watch.
+NEVER_PERIODS = 100
 
 
-def scenario(tasks: int, period: float, seed: int) -> dict[str, Any]:
-    """N tasks with seeded flip times in [0.15, 0.8] x `period` (scenario speed 1)."""
+def scenario(tasks: int, period: float, seed: int, flip_every: int = 1) -> dict[str, Any]:
+    """N tasks with seeded flip times in [0.15, 0.8] x `period` (scenario speed 1); with
+    `flip_every` k > 1 only every k-th task flips, the others stay FULLMIGRATING."""
     rng = random.Random(seed)  # noqa: S311 (a reproducible benchmark, not a secret)
     scripts = []
     for number in range(tasks):
         flip = round(rng.uniform(0.15 * period, 0.8 * period), 3)
+        if number % flip_every:
+            flip = NEVER_PERIODS * period
         final = "SUCCESS" if rng.random() < 0.9 else "MIGRATION_FAILED"
         scripts.append(
             {
@@ -130,7 +137,8 @@ async def _ours(config: dict[str, Any], task_ids: list[str]) -> dict[str, Any]:
     errors = sum(
         1
         for outcome in outcomes.values()
-        if outcome.error is not None and type(outcome.error).__name__ != "MigrationFailed"
+        # A failed migration is a flip; a timeout is a task that does not flip in the period.
+        if type(outcome.error).__name__ not in ("NoneType", "MigrationFailed", "MigrationTimeout")
     )
     return {
         "cpu_s": time.process_time() - cpu,
@@ -205,15 +213,20 @@ def _latencies(seen: dict[str, float], flips: dict[str, float], start: float) ->
 def child(variant: str) -> None:
     config: dict[str, Any] = json.loads(os.environ["BENCH_CONFIG"])
     data = json.loads(Path(config["scenario"]).read_text())
-    flips = {task["task_id"]: float(task["steps"][0]["seconds"]) for task in data["tasks"]}
-    task_ids = list(flips)
-    raw = asyncio.run(_ours(config, task_ids)) if variant == "ours" else _sdk(config, task_ids)
+    task_ids = [task["task_id"] for task in data["tasks"]]
+    flips = {
+        task["task_id"]: float(task["steps"][0]["seconds"])
+        for task in data["tasks"]
+        if float(task["steps"][0]["seconds"]) <= config["period"]
+    }
+    raw = _sdk(config, task_ids) if variant == "sdk" else asyncio.run(_ours(config, task_ids))
     latencies = _latencies(raw["seen"], flips, raw["start_monotonic"])
     listed = _latencies(raw["listed"], flips, raw["start_monotonic"]) if raw["listed"] else []
     harness.emit(
         {
             "variant": variant,
             "tasks": len(task_ids),
+            "transitions": len(flips),
             "cpu_s": raw["cpu_s"],
             "wall_s": raw["wall_s"],
             "detected": len(raw["seen"]),
@@ -243,6 +256,10 @@ class FanoutSettings:
     threads: int
     runs: int
     seed: int
+    #: Every k-th task flips within the period (1: every task).
+    flip_every: int = 1
+    #: max_concurrency of the `ours-narrow` variant.
+    narrow_concurrency: int = 3
 
 
 @dataclass
@@ -252,6 +269,11 @@ class FanoutMeasurement:
     result: dict[str, Any]
     requests: dict[str, int]
     sandbox_cpu_s: float
+    flip_every: int = 1
+
+    @property
+    def transitions(self) -> int:
+        return int(self.result.get("transitions", self.tasks))
 
     @property
     def total_requests(self) -> int:
@@ -278,9 +300,9 @@ class FanoutMeasurement:
         return 100 * self.sandbox_cpu_s / self.wall_s
 
     def expected_requests(self, page_size: int) -> int:
-        """List pages each round, one read per transition (every task flips once)."""
+        """List pages each round, one read per transition (each flipping task flips once)."""
         pages = max(1, math.ceil(self.tasks / page_size))
-        return int(self.result["rounds"]) * pages + self.tasks
+        return int(self.result["rounds"]) * pages + self.transitions
 
 
 def measure(
@@ -301,7 +323,7 @@ def measure(
         "interval": settings.interval,
         "period": settings.period,
         "page_size": settings.page_size,
-        "concurrency": settings.concurrency,
+        "concurrency": settings.narrow_concurrency if variant == NARROW else settings.concurrency,
         "rps": settings.rps,
         "threads": settings.threads,
     }
@@ -316,6 +338,7 @@ def measure(
         result=result,
         requests={route: int(count) for route, count in seen["by_route"].items()},
         sandbox_cpu_s=sandbox.cpu_seconds() - sandbox_cpu,
+        flip_every=settings.flip_every,
     )
 
 
@@ -329,26 +352,39 @@ def run(
     log = workdir / "fanout.log"
     measurements = []
     for tasks in settings.sizes:
-        scenario_file = workdir / f"fanout-{tasks}.json"
-        scenario_file.write_text(json.dumps(scenario(tasks, settings.period, settings.seed)))
-        sandbox_log = workdir / f"sandbox-fanout-{tasks}.log"
+        name = f"fanout-{tasks}" + (
+            f"-every-{settings.flip_every}" if settings.flip_every > 1 else ""
+        )
+        scenario_file = workdir / f"{name}.json"
+        data = scenario(tasks, settings.period, settings.seed, settings.flip_every)
+        scenario_file.write_text(json.dumps(data))
+        sandbox_log = workdir / f"sandbox-{name}.log"
+        sparse = f" (1 in {settings.flip_every} flips)" if settings.flip_every > 1 else ""
         with harness.sandbox_process(scenario_file, "real", sandbox_log) as sandbox:
             for number in range(1, settings.runs + 1):
                 for variant in variants:
                     m = measure(variant, tasks, scenario_file, sandbox, settings, log)
                     r = m.result
                     say(
-                        f"  {tasks:>5} tasks run {number}/{settings.runs} {variant:<4}: "
+                        f"  {tasks:>5} tasks{sparse} run {number}/{settings.runs} {variant:<4}: "
                         f"{m.requests_per_second:7.1f} req/s, CPU {m.cpu_percent:5.1f}%, "
                         f"p50 {r['latency_p50_s']:.2f} s, p99 {r['latency_p99_s']:.2f} s, "
-                        f"detected {r['detected']}/{tasks}, {r['peak_rss_mb']:.0f} MB, "
+                        f"detected {r['detected']}/{r['transitions']}, {r['peak_rss_mb']:.0f} MB, "
                         f"sandbox CPU {m.sandbox_cpu_percent:.0f}%"
                     )
                     measurements.append(m)
     return measurements
 
 
-__all__ = ["VARIANTS", "FanoutMeasurement", "FanoutSettings", "measure", "run", "scenario"]
+__all__ = [
+    "NARROW",
+    "VARIANTS",
+    "FanoutMeasurement",
+    "FanoutSettings",
+    "measure",
+    "run",
+    "scenario",
+]
 
 if __name__ == "__main__":
     child(sys.argv[1])

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.fanout import FanoutMeasurement, FanoutSettings
+from benchmarks.fanout import NARROW, FanoutMeasurement, FanoutSettings
 from benchmarks.harness import median
 from benchmarks.one_watch import VARIANTS, Measurement, OneWatchResults
 from benchmarks.startup import IMPORTS, StartupResults
@@ -218,9 +218,13 @@ def fanout_section(
         "sandbox CPU %",
     ]
     rows = []
-    for tasks in settings.sizes:
-        for variant in ("ours", "sdk"):
-            ms = [m for m in measurements if m.tasks == tasks and m.variant == variant]
+    for tasks, flip_every in _groups(measurements, settings):
+        for variant in ("ours", NARROW, "sdk"):
+            ms = [
+                m
+                for m in measurements
+                if (m.tasks, m.flip_every, m.variant) == (tasks, flip_every, variant)
+            ]
             if not ms:
                 continue
 
@@ -234,7 +238,7 @@ def fanout_section(
 
             rows.append(
                 [
-                    f"{tasks:,}",
+                    f"{tasks:,}" + (f" (1 in {flip_every} flips)" if flip_every > 1 else ""),
                     f"`{variant}`",
                     f"{_f(med(lambda m: m.total_requests), 0)} "
                     f"({_f(med(lambda m: m.requests.get('list_migration_tasks', 0)), 0)} / "
@@ -246,7 +250,7 @@ def fanout_section(
                     f"{_f(res('latency_p50_s'))} / {_f(res('latency_p99_s'))} / "
                     f"{_f(res('latency_max_s'))}",
                     f"{_f(res('listed_p50_s'))} / {_f(res('listed_p99_s'))}",
-                    f"{_f(res('detected'), 0)}/{tasks}",
+                    f"{_f(res('detected'), 0)}/{ms[0].transitions}",
                     _f(res("peak_rss_mb"), 0),
                     _f(med(lambda m: m.sandbox_cpu_percent), 0),
                 ]
@@ -261,9 +265,10 @@ def fanout_section(
         shown = ", ".join(f"{tasks:,}" for tasks in alone)
         lines += [
             "",
-            f"At {shown} tasks only `ours` ran (`--only fanout-10k`): the SDK's one show per "
+            f"At {shown} tasks only ours ran (`fanout-10k`): the SDK's one show per "
             "task per round would be that many requests per interval.",
         ]
+    lines += _narrow_and_sparse(measurements, settings)
     failed = [m for m in measurements if int(m.result["errors"])]
     for m in failed:
         lines += [
@@ -288,8 +293,12 @@ def fanout_section(
         "",
     ]
     expected_rows = []
-    for tasks in settings.sizes:
-        ours = [m for m in measurements if m.tasks == tasks and m.variant == "ours"]
+    for tasks, flip_every in _groups(measurements, settings):
+        ours = [
+            m
+            for m in measurements
+            if (m.tasks, m.flip_every, m.variant) == (tasks, flip_every, "ours")
+        ]
         if not ours:
             continue
         measured = median([m.total_requests for m in ours])
@@ -298,7 +307,7 @@ def fanout_section(
         steady = math.ceil(tasks / settings.page_size)
         expected_rows.append(
             [
-                f"{tasks:,}",
+                f"{tasks:,}" + (f" (1 in {flip_every} flips)" if flip_every > 1 else ""),
                 _f(measured, 0),
                 _f(expected, 0),
                 _f(measured / expected if expected else float("nan")),
@@ -312,10 +321,53 @@ def fanout_section(
     return lines
 
 
+def _groups(
+    measurements: list[FanoutMeasurement], settings: FanoutSettings
+) -> list[tuple[int, int]]:
+    """(tasks, flip_every) of the measured watches, in the settings' order of sizes."""
+    present = {(m.tasks, m.flip_every) for m in measurements}
+    return sorted(present, key=lambda group: (settings.sizes.index(group[0]), group[1]))
+
+
+def _narrow_and_sparse(
+    measurements: list[FanoutMeasurement], settings: FanoutSettings
+) -> list[str]:
+    """What `ours-narrow` and the sparse watch show beside the dense `ours` at one size."""
+    lines: list[str] = []
+    dense = [m for m in measurements if m.variant == "ours" and m.flip_every == 1]
+    narrow = [m for m in measurements if m.variant == NARROW]
+    # Both lists are in run order, each run measuring `ours` then `ours-narrow`.
+    sizes = {m.tasks for m in narrow}
+    pairs = list(zip([m for m in dense if m.tasks in sizes], narrow, strict=False))
+    if pairs:
+        cpu = median([n.cpu_ms_per_request / o.cpu_ms_per_request for o, n in pairs])
+        lines += [
+            "",
+            f"`{NARROW}` is `ours` with max_concurrency {settings.narrow_concurrency} instead "
+            f"of {settings.concurrency}: httpcore's pool checks every idle connection "
+            "(a `poll` and a `getpeername` each) whenever a request joins or leaves it, so "
+            "on loopback, where the watch is bound by its own CPU, fewer connections cost "
+            f"less per request: `{NARROW}` / `ours` CPU ms per request "
+            f"{_f(cpu)} (within each run, median over runs).",
+        ]
+    sparse = sorted({m.flip_every for m in measurements if m.flip_every > 1})
+    for every in sparse:
+        lines += [
+            "",
+            f"*1 in {every} flips*: the same watch over the same number of tasks, but only "
+            f"every {every}th task flips within the period (the others stay FULLMIGRATING, "
+            "so the watch ends at the period): the cost of watching that many while "
+            f"transitions come {every} times less densely.",
+        ]
+    return lines
+
+
 def _pairs(
     measurements: list[FanoutMeasurement], tasks: int
 ) -> list[tuple[FanoutMeasurement, FanoutMeasurement]]:
-    ours = [m for m in measurements if m.tasks == tasks and m.variant == "ours"]
+    ours = [
+        m for m in measurements if m.tasks == tasks and m.variant == "ours" and m.flip_every == 1
+    ]
     sdk = [m for m in measurements if m.tasks == tasks and m.variant == "sdk"]
     return list(zip(ours, sdk, strict=False))
 
@@ -324,7 +376,11 @@ def _fanout_targets(
     measurements: list[FanoutMeasurement], settings: FanoutSettings, targets: list[Target]
 ) -> None:
     def ours(tasks: int) -> list[FanoutMeasurement]:
-        return [m for m in measurements if m.tasks == tasks and m.variant == "ours"]
+        return [
+            m
+            for m in measurements
+            if m.tasks == tasks and m.variant == "ours" and m.flip_every == 1
+        ]
 
     if ours(1000):
         ms = ours(1000)

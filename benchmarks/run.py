@@ -25,6 +25,8 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 PARTS = ("one-watch", "fanout", "startup", "fanout-10k", "waiting")
 #: The parts that measure a fleet of migrations (`--fleet-scale` runs only these).
 FLEET_PARTS = ("fanout-10k", "waiting")
+#: The fanout-10k part also runs with only every SPARSE_EVERY-th task flipping in the period.
+SPARSE_EVERY = 10
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -224,7 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"(b) fan-out, ours only: {large_fanout.sizes} tasks, "
                 f"{large_fanout.period:g} s, {runs} run(s)"
             )
-            large_results = fanout.run(large_fanout, workdir, _say, variants=("ours",))
+            large_results = fanout.run(
+                large_fanout, workdir, _say, variants=("ours", fanout.NARROW)
+            )
+            sparse = fanout.FanoutSettings(**{**vars(large_fanout), "flip_every": SPARSE_EVERY})
+            large_results += fanout.run(sparse, workdir, _say, variants=("ours",))
         if "waiting" in parts:
             _say(
                 f"(d) waiting migrations: fleet {waiting_settings.fleet_sizes}, runbooks "
