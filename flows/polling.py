@@ -598,7 +598,7 @@ class _FanOut:
                 try:
                     watch.check_configured()
                 except DcsError as error:
-                    self.outcomes[task_id] = Outcome(task_id, task=watch.last, error=error)
+                    await self._end(Outcome(task_id, task=watch.last, error=error))
         to_read.sort(key=lambda task_id: not _ends_watch(listed.get(task_id), self.settings))
         return to_read
 

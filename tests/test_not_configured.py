@@ -18,7 +18,7 @@ from blocks.errors import (
 )
 from blocks.models import MigrationTask
 from flows.clock import FakeTime, use_time
-from flows.polling import WatchSettings, watch_task, watch_tasks
+from flows.polling import Outcome, WatchObserver, WatchSettings, watch_task, watch_tasks
 from tests.polling_support import client_for
 from tests.scripted import PASSWORD, ScriptedDcs, Step
 
@@ -113,16 +113,23 @@ def test_fan_out_ends_only_the_unconfigured_task(fake_time: FakeTime, list_thres
         advance_on_list=list_threshold == 5,
     )
     settings = WatchSettings(poll_interval_seconds=15, configure_grace_seconds=120)
+    told: dict[str, Outcome] = {}
+
+    class Told(WatchObserver):
+        async def ended(self, outcome: Outcome) -> None:
+            told[outcome.task_id] = outcome
 
     async def run() -> dict[str, Any]:
         async with client_for(dcs, fake_time) as client:
             return await watch_tasks(
-                client, list(dcs.scripts), settings, list_threshold=list_threshold
+                client, list(dcs.scripts), settings, Told(), list_threshold=list_threshold
             )
 
     outcomes = asyncio.run(run())
     error = outcomes[pending].error
     assert isinstance(error, MigrationNotConfigured)
+    # The observer hears every end as it happens (a fleet starts the next step on it).
+    assert told == outcomes
     assert pending in str(error)
     # At the grace, not once the other tasks are done and the list is no longer read.
     assert error.waited_seconds == pytest.approx(120, abs=1)  # plus the rate limit's spacing
