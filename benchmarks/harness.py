@@ -275,12 +275,21 @@ def sandbox_reset(sandbox: Service) -> None:
 
 
 @contextmanager
-def prefect_server(home: Path, log: Path, port: int) -> Iterator[Service]:
-    """`prefect server start` on 127.0.0.1 with SQLite at `home/prefect.db`; stopped after."""
+def prefect_server(
+    home: Path, log: Path, port: int, database_url: str | None = None
+) -> Iterator[Service]:
+    """`prefect server start` on 127.0.0.1 with SQLite at `home/prefect.db`, or the database
+    at `database_url`; stopped after."""
     database = home / "prefect.db"
+    # On PostgreSQL, a pool of 20 + 30 connections instead of Prefect's 5 + 10: 100 runbooks
+    # starting at once ran the default dry, and runs crashed on the server's 500s.
+    pool = {"PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20"} if database_url else {}
+    if database_url:
+        pool["PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW"] = "30"
     env = child_env(
+        **pool,
         PREFECT_HOME=str(home),
-        PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{database}",
+        PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url or f"sqlite+aiosqlite:///{database}",
         PREFECT_SERVER_UI_ENABLED="false",
         # Write what the run produced promptly, so the row counts settle within seconds.
         PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL="1",

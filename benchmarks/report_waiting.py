@@ -47,7 +47,8 @@ def section(
         "",
         f"N migration tasks that stay FULLMIGRATING (none becomes ready), watched at a "
         f"{interval:g} s interval, both ways as deployed: flow runs of a deployment on a "
-        "Prefect process worker (SQLite server), each flow run a `prefect.engine` "
+        f"Prefect process worker ({settings.server_database} server), each flow run a "
+        "`prefect.engine` "
         "subprocess of the worker. `fleet`: one `migration_fleet` run for the N tasks; "
         "`runbooks`: N `migration_runbook` runs, one per task. Each row has its own sandbox "
         "(exactly its N tasks), work pool, deployment and worker. Once every flow run is "

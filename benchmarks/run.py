@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import fanout, harness, one_watch, report, report_waiting, startup, waiting
+from tests.postgres import postgres_bin, running_postgres
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 PARTS = ("one-watch", "fanout", "startup", "fanout-10k", "waiting")
@@ -238,7 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{waiting_settings.window:g} s window"
             )
             with ExitStack() as stack:
-                prefect = _prefect(stack, workdir, "waiting")
+                prefect = _prefect(stack, workdir, "waiting", postgres=True)
+                waiting_settings.server_database = prefect.database_kind
                 waiting_results = waiting.run(waiting_settings, prefect, workdir, _say)
     except harness.BenchmarkError as error:
         _say(f"benchmark failed: {error}\n(logs in {workdir})")
@@ -323,18 +325,29 @@ def _one_watch_services(
     return sandbox, prefect
 
 
-def _prefect(stack: ExitStack, workdir: Path, name: str) -> one_watch.PrefectContext:
-    """A fresh Prefect server (SQLite) for one part, and a client environment for it."""
+def _prefect(
+    stack: ExitStack, workdir: Path, name: str, *, postgres: bool = False
+) -> one_watch.PrefectContext:
+    """A fresh Prefect server for one part (SQLite; or, with `postgres` and PostgreSQL
+    installed, a PostgreSQL cluster of its own, as in production), and a client
+    environment for it."""
     home = workdir / f"prefect-server-{name}"
     home.mkdir()
-    _say("starting a Prefect server (SQLite) ...")
+    database_url = None
+    if postgres and postgres_bin() is not None:
+        database_url = stack.enter_context(running_postgres(workdir)).url
+    elif postgres:
+        _say("no PostgreSQL installed (apt-get install postgresql): SQLite instead")
+    kind = "PostgreSQL" if database_url else "SQLite"
+    _say(f"starting a Prefect server ({kind}) ...")
+    log = workdir / f"prefect-server-{name}.log"
     server = stack.enter_context(
-        harness.prefect_server(home, workdir / f"prefect-server-{name}.log", harness.free_port())
+        harness.prefect_server(home, log, harness.free_port(), database_url)
     )
     client_home = workdir / f"prefect-client-{name}"
     client_home.mkdir()
     env = harness.child_env(PREFECT_API_URL=server.url, PREFECT_HOME=str(client_home))
-    return one_watch.PrefectContext(server, env)
+    return one_watch.PrefectContext(server, env, kind)
 
 
 def _sizes(text: str) -> list[int]:

@@ -150,6 +150,8 @@ class WaitingSettings:
     extrapolate_to: int
     interval: float
     window: float
+    #: The Prefect server's database, as the report names it.
+    server_database: str = "SQLite"
 
 
 @dataclass
@@ -198,7 +200,7 @@ def _available_mb() -> float:
 
 def _states_or_busy(api_url: str, run_ids: list[str], say: Callable[[str], None]) -> dict[str, int]:
     """`_states`, or {} while the Prefect server is too busy to answer (100 runs starting
-    at once on SQLite kept it past a 60 s timeout): the caller's deadline still holds."""
+    at once kept a SQLite server past a 60 s timeout): the caller's deadline still holds."""
     try:
         return _states(api_url, run_ids)
     except httpx.HTTPError as error:
@@ -264,6 +266,8 @@ def measure(
         created = time.monotonic()
         worker_env = {
             **prefect.env,
+            # As deployments/prefect.yaml sets for every flow run: ride out a busy server.
+            "PREFECT_CLIENT_MAX_RETRIES": "8",
             "PREFECT_WORKER_QUERY_SECONDS": "1",
             "PREFECT_WORKER_PREFETCH_SECONDS": "5",
         }
