@@ -10,6 +10,7 @@ recorded; the flows notify and decide what a failure means to them.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -53,6 +54,45 @@ class CutoverPlan:
 
     def __post_init__(self) -> None:
         check_cutover(self.cutover, self.cutover_deployment, self.gate)
+        self._check_options()
+
+    def _check_options(self) -> None:
+        """Refuse an option the chosen cutover would ignore, or one it could not use."""
+        if self.cutover_parameters and self.cutover != "deployment":
+            msg = (
+                f"cutover_parameters are for cutover='deployment' (the cutover deployment's "
+                f"parameters), and cutover is {self.cutover!r}: leave them empty"
+            )
+            raise DcsValidationError(msg)
+        exchange_only = {
+            "exchanged_ip": bool(self.exchanged_ip),
+            "is_exchange_domain": self.is_exchange_domain is True,
+            "force_cutover": self.force_cutover,
+        }
+        for name, given in exchange_only.items():
+            if given and self.cutover != "exchange_ip":
+                msg = (
+                    f"{name} is an option of the IP exchange (cutover='exchange_ip'), and "
+                    f"cutover is {self.cutover!r}: leave it empty, or set cutover='exchange_ip'"
+                )
+                raise DcsValidationError(msg)
+        for address in self.exchanged_ip or []:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                msg = (
+                    f"exchanged_ip must list IP addresses of the instances (e.g. "
+                    f"'192.168.1.2'), got {address!r}; leave it empty to let DCS exchange "
+                    "the default ones"
+                )
+                raise DcsValidationError(msg) from None
+        timeout = self.approval_timeout_seconds
+        if isinstance(timeout, bool) or not timeout > 0:
+            msg = (
+                f"approval_timeout_seconds must be more than 0 seconds, got {timeout!r} "
+                "(the default is 3600: an hour to answer)"
+            )
+            raise DcsValidationError(msg)
 
 
 def check_cutover(cutover: Cutover, cutover_deployment: str | None, gate: Gate) -> None:

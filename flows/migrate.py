@@ -28,7 +28,6 @@ summary = asyncio.run(
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NoReturn
@@ -125,43 +124,6 @@ def _check_choices(
         msg = (
             "stop_sync_after_cutover stops the incremental sync, and migration_method "
             "'full' has none: turn it off, or use migration_method='incremental'"
-        )
-        raise DcsValidationError(msg)
-
-
-def _check_cutover_options(plan: CutoverPlan, approval_timeout_seconds: int) -> None:
-    """Refuse an option the chosen cutover would ignore, or one it could not use."""
-    if plan.cutover_parameters is not None and plan.cutover != "deployment":
-        msg = (
-            f"cutover_parameters are for cutover='deployment' (the cutover deployment's "
-            f"parameters), and cutover is {plan.cutover!r}: leave them empty"
-        )
-        raise DcsValidationError(msg)
-    exchange_only = {
-        "exchanged_ip": plan.exchanged_ip is not None,
-        "is_exchange_domain": plan.is_exchange_domain is not None,
-        "force_cutover": plan.force_cutover,
-    }
-    for name, given in exchange_only.items():
-        if given and plan.cutover != "exchange_ip":
-            msg = (
-                f"{name} is an option of the IP exchange (cutover='exchange_ip'), and "
-                f"cutover is {plan.cutover!r}: leave it empty, or set cutover='exchange_ip'"
-            )
-            raise DcsValidationError(msg)
-    for address in plan.exchanged_ip or []:
-        try:
-            ipaddress.ip_address(address)
-        except ValueError:
-            msg = (
-                f"exchanged_ip must list IP addresses of the instances (e.g. '192.168.1.2'), "
-                f"got {address!r}; leave it empty to let DCS exchange the default ones"
-            )
-            raise DcsValidationError(msg) from None
-    if isinstance(approval_timeout_seconds, bool) or not approval_timeout_seconds > 0:
-        msg = (
-            f"approval_timeout_seconds must be more than 0 seconds, got "
-            f"{approval_timeout_seconds!r} (the default is 3600: an hour to answer)"
         )
         raise DcsValidationError(msg)
 
@@ -430,7 +392,6 @@ async def migrate_instance(
         force_cutover=force_cutover,
         poll_interval_seconds=poll_interval_seconds,
     )
-    _check_cutover_options(plan, approval_timeout_seconds)
     blocks_ = notification_blocks or []
     await check_notification_blocks(blocks_)
     await _check_blocks(credentials, cutover_deployment)

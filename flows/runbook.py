@@ -28,6 +28,7 @@ from flows.approval import APPROVAL_POLL_SECONDS, Approval
 from flows.automatic import reason_to_stand_down, runbook_run_name
 from flows.catchup import Gate, GateSettings
 from flows.credentials import DEFAULT_BLOCK_NAME, BlockName, load_credentials
+from flows.cutover import check_cutover_deployment
 from flows.gate import GateResult
 from flows.handover import (
     EXCHANGE_POLL_SECONDS,
@@ -221,6 +222,8 @@ async def migration_runbook(
             # Before waiting for hours: a typo in a block name fails now, not at the first
             # message.
             await check_notification_blocks(blocks_)
+            if plan.cutover_deployment is not None:
+                await check_cutover_deployment(plan.cutover_deployment)
             # The watch as a task of this run, not a subflow: its log lines, progress and
             # timeline show on the run a person opens.
             watch = WatchSettings(

@@ -18,6 +18,7 @@ from prefect.testing.fixtures import (
     reset_worker_events,  # noqa: F401 - a fixture
 )
 
+import flows.runbook
 from blocks.credentials import DcsCredentials
 from blocks.errors import CutoverGateTimeout, DcsValidationError
 from flows.clock import FakeTime, use_time
@@ -81,14 +82,25 @@ async def test_a_target_that_never_catches_up_holds_the_exchange(
     assert "offset 5120 > max_offset 0" in event.payload["reason"]
 
 
-async def test_the_cutover_deployment_is_gated_too(world: World) -> None:
+async def test_the_cutover_deployment_is_gated_too(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """cutover='deployment' waits for the gate as well: held before any deployment runs."""
     await serve(world, ["INCRMIGEATING"], [LAGGING])
+    checked: list[object] = []
+
+    async def deployed(name: object) -> str:
+        checked.append(name)
+        return str(name)
+
+    # The up-front check passes; no such deployment exists, so reaching it would fail
+    # with another error than the gate's.
+    monkeypatch.setattr(flows.runbook, "check_cutover_deployment", deployed)
     with pytest.raises(CutoverGateTimeout):
-        # No such deployment exists: reaching it would fail with DcsValidationError instead.
         await world.run(
             cutover="deployment", cutover_deployment="no-such/flow", gate_timeout_seconds=120
         )
+    assert checked == ["no-such/flow"]
 
 
 async def test_a_pass_emits_caught_up_with_the_figures(

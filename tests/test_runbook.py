@@ -97,12 +97,32 @@ async def test_the_exchange_is_followed_at_the_runbooks_pace_or_every_5_s(
         pytest.param(
             {"cutover": "exchange_ip", "cutover_deployment": "a/b"}, "is set but", id="stray"
         ),
+        pytest.param(
+            {"cutover": "deployment", "cutover_deployment": "no-such/deployment"},
+            "no deployment named 'no-such/deployment'",
+            id="deployment-not-deployed",
+        ),
+        pytest.param({"cutover_parameters": {"task_id": "x"}}, "cutover_parameters", id="params"),
+        pytest.param({"exchanged_ip": ["10.0.0.5"]}, "exchanged_ip", id="ips-without-exchange"),
+        pytest.param(
+            {"cutover": "exchange_ip", "exchanged_ip": ["10.0.0.5", "not-an-ip"]},
+            "'not-an-ip'",
+            id="not-an-ip",
+        ),
+        pytest.param({"is_exchange_domain": True}, "is_exchange_domain", id="domain"),
+        pytest.param({"force_cutover": True}, "force_cutover", id="force-without-exchange"),
+        pytest.param(
+            {"cutover": "exchange_ip", "approval_timeout_seconds": 0},
+            "approval_timeout_seconds",
+            id="no-time-to-answer",
+        ),
     ],
 )
 async def test_inconsistent_parameters_are_refused_up_front(
     world: World, parameters: dict[str, Any], fragment: str
 ) -> None:
-    """Parameters that cannot work together fail before any request, naming the problem."""
+    """Parameters that cannot work together, or that the chosen cutover would ignore, fail
+    before any request, naming the problem."""
     await world.setup(["SUCCESS"])
     with pytest.raises(DcsValidationError, match=fragment):
         await world.run(**parameters)
