@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect.events.clients import AssertingEventsClient
+from prefect.events.worker import EventsWorker
+from prefect.testing.fixtures import asserting_events_worker  # noqa: F401 - a fixture
 
 # The runbook tests' and the fleet tests' worlds and their fixtures, for every test module.
 pytest_plugins = ["tests.runbook_world", "tests.fleet_world"]
@@ -94,3 +97,15 @@ def stub_dcs() -> Iterator[StubDcs]:
     """A DCS stand-in on 127.0.0.1 that tests program per request."""
     with StubDcs() as stub:
         yield stub
+
+
+@pytest.fixture
+def reset_worker_events(asserting_events_worker: EventsWorker) -> Iterator[None]:  # noqa: F811
+    """Prefect's fixture of this name, draining the events worker before it reads the
+    worker's client: the client is made in the worker's own thread, which a loaded machine
+    may not have started by the time a test that emits nothing ends."""
+    yield
+    asserting_events_worker.drain()
+    client = asserting_events_worker._client
+    assert isinstance(client, AssertingEventsClient)
+    client.events = []

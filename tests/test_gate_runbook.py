@@ -15,7 +15,6 @@ from prefect.events.worker import EventsWorker
 from prefect.flow_runs import aresume_flow_run
 from prefect.testing.fixtures import (
     asserting_events_worker,  # noqa: F401 - a fixture
-    reset_worker_events,  # noqa: F401 - a fixture
 )
 
 import flows.runbook

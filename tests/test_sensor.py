@@ -13,7 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import VariableCreate
 from prefect.events import Event
 from prefect.events.worker import EventsWorker
-from prefect.testing.fixtures import asserting_events_worker, reset_worker_events
+from prefect.testing.fixtures import asserting_events_worker
 
 from blocks.credentials import DcsCredentials
 from blocks.errors import DcsServerError, DcsValidationError
@@ -28,7 +28,7 @@ from tests.fakes import FakeDcs
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 # Prefect's event-capturing fixtures, used by name below.
-__all__ = ["asserting_events_worker", "reset_worker_events"]
+__all__ = ["asserting_events_worker"]
 
 TOKEN = "sensor-token-canary-7c1d"
 LIST_PATH = f"/v2/{PROJECT_ID}/migration-tasks"

@@ -12,7 +12,6 @@ from prefect.events.clients import AssertingEventsClient
 from prefect.events.worker import EventsWorker
 from prefect.testing.fixtures import (
     asserting_events_worker,  # noqa: F401 - a fixture
-    reset_worker_events,  # noqa: F401 - a fixture
 )
 
 from blocks.credentials import DcsCredentials

@@ -14,7 +14,6 @@ from prefect.server.events.pipeline import EventsPipeline
 from prefect.testing.fixtures import (
     asserting_events_worker,  # noqa: F401 - a fixture
     events_pipeline,  # noqa: F401 - a fixture
-    reset_worker_events,  # noqa: F401 - a fixture
 )
 
 from blocks.credentials import DcsCredentials
